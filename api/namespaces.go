@@ -1,0 +1,169 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/objectstore"
+	"github.com/cairndb/cairn/placement"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Namespace configuration defaults and bounds.
+const (
+	DefaultAlarmTimeout    = 30 * time.Second
+	DefaultAlarmMaxRetries = 6
+	minAlarmTimeout        = 100 * time.Millisecond
+	maxAlarmTimeout        = 5 * time.Minute
+	maxAlarmMaxRetries     = 100
+	maxWebhookLen          = 2048
+)
+
+// namespaceJSON is a namespace's configuration as the API shows and takes it.
+type namespaceJSON struct {
+	Name            string  `json:"name,omitempty"`
+	AlarmWebhook    *string `json:"alarmWebhook"`
+	AlarmTimeout    string  `json:"alarmTimeout,omitempty"`
+	AlarmMaxRetries *int    `json:"alarmMaxRetries,omitempty"`
+}
+
+func defaultNamespaceConfig() objectstore.NamespaceConfig {
+	return objectstore.NamespaceConfig{AlarmTimeout: DefaultAlarmTimeout, AlarmMaxRetries: DefaultAlarmMaxRetries}
+}
+
+func renderNamespace(ns string, c objectstore.NamespaceConfig) namespaceJSON {
+	out := namespaceJSON{Name: ns, AlarmTimeout: c.AlarmTimeout.String(), AlarmMaxRetries: &c.AlarmMaxRetries}
+	if c.AlarmWebhook != "" {
+		out.AlarmWebhook = &c.AlarmWebhook
+	}
+	return out
+}
+
+// namespaceConfig reads ns's configuration, or the defaults if it has none.
+func (s *Server) namespaceConfig(r *http.Request, ns string) (objectstore.NamespaceConfig, error) {
+	shard, err := placement.NamespaceShard(ns, s.b.ShardCount())
+	if err != nil {
+		return objectstore.NamespaceConfig{}, err
+	}
+	c := defaultNamespaceConfig()
+	err = s.read(r, shard, func(rd pebble.Reader) error {
+		got, found, err := objectstore.GetNamespaceConfig(rd, shard, ns)
+		if found {
+			c = got
+		}
+		return err
+	})
+	return c, err
+}
+
+// getNamespace answers GET /v1/ns/{ns}.
+func (s *Server) getNamespace(w http.ResponseWriter, r *http.Request, req *request) error {
+	c, err := s.namespaceConfig(r, req.ns)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, renderNamespace(req.ns, c))
+	return nil
+}
+
+// putNamespace answers PUT /v1/ns/{ns}: the body replaces the whole
+// configuration; a field left out takes its default.
+func (s *Server) putNamespace(w http.ResponseWriter, r *http.Request, req *request) error {
+	body, err := readBody(r, 64<<10)
+	if err != nil {
+		return err
+	}
+	var in namespaceJSON
+	if err := strictUnmarshal(body, &in, "the namespace body"); err != nil {
+		return err
+	}
+	if in.Name != "" && in.Name != req.ns {
+		return badRequest(codeInvalidParameter, "the body names namespace "+in.Name+" but the path names "+req.ns)
+	}
+	c, err := in.config()
+	if err != nil {
+		return err
+	}
+	shard, err := placement.NamespaceShard(req.ns, s.b.ShardCount())
+	if err != nil {
+		return err
+	}
+	if _, err := s.propose(r, shard, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: req.ns, NamespaceConfig: &c}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, renderNamespace(req.ns, c))
+	return nil
+}
+
+// config validates the body and fills in defaults.
+func (in namespaceJSON) config() (objectstore.NamespaceConfig, error) {
+	c := defaultNamespaceConfig()
+	if in.AlarmWebhook != nil && *in.AlarmWebhook != "" {
+		if err := validWebhook(*in.AlarmWebhook); err != nil {
+			return c, err
+		}
+		c.AlarmWebhook = *in.AlarmWebhook
+	}
+	if in.AlarmTimeout != "" {
+		d, err := time.ParseDuration(in.AlarmTimeout)
+		if err != nil || d < minAlarmTimeout || d > maxAlarmTimeout {
+			return c, badRequest(codeInvalidParameter, fmt.Sprintf("alarmTimeout must be a duration between %v and %v, such as \"30s\"", minAlarmTimeout, maxAlarmTimeout))
+		}
+		c.AlarmTimeout = d
+	}
+	if in.AlarmMaxRetries != nil {
+		if *in.AlarmMaxRetries < 0 || *in.AlarmMaxRetries > maxAlarmMaxRetries {
+			return c, badRequest(codeInvalidParameter, fmt.Sprintf("alarmMaxRetries must be between 0 and %d", maxAlarmMaxRetries))
+		}
+		c.AlarmMaxRetries = *in.AlarmMaxRetries
+	}
+	return c, nil
+}
+
+func validWebhook(s string) error {
+	if len(s) > maxWebhookLen {
+		return badRequest(codeInvalidParameter, fmt.Sprintf("alarmWebhook is at most %d bytes", maxWebhookLen))
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return badRequest(codeInvalidParameter, "alarmWebhook must be an absolute http:// or https:// URL without credentials or fragment")
+	}
+	return nil
+}
+
+// listNamespaces answers GET /v1/ns: every namespace that is configured or
+// holds objects, with its configuration.
+func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request, _ *request) error {
+	var names []string
+	for shard := uint32(0); shard < uint32(s.b.ShardCount()); shard++ {
+		err := s.read(r, shard, func(rd pebble.Reader) error {
+			got, err := objectstore.ListNamespaces(rd, shard)
+			names = append(names, got...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	out := struct {
+		Namespaces []namespaceJSON `json:"namespaces"`
+	}{Namespaces: []namespaceJSON{}}
+	for _, ns := range names {
+		if !visibleNamespace(r, ns) {
+			continue
+		}
+		c, err := s.namespaceConfig(r, ns)
+		if err != nil {
+			return err
+		}
+		out.Namespaces = append(out.Namespaces, renderNamespace(ns, c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,409 @@
+// Package api serves Cairn's HTTP API (API.md): names and limits checked
+// before anything is proposed, requests turned into state machine commands
+// or local reads, answers rendered as JSON and every error as problem+json
+// with a stable code. It owns HTTP and nothing else: the storage semantics
+// are objectstore's, Raft and placement are cluster's and placement's.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairndb/cairn/cluster"
+	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/objectstore"
+	"github.com/cairndb/cairn/placement"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Backend is what the API needs of the node it serves.
+type Backend interface {
+	NodeID() string
+	// ShardCount is the cluster's fixed number of shards.
+	ShardCount() int
+	// Propose commits an encoded fsm command on shard and returns the
+	// state machine's response.
+	Propose(ctx context.Context, shard uint32, cmd []byte) (*fsm.Response, error)
+	// Read calls fn with a consistent view of shard once it is safe to
+	// (linearizable unless stale).
+	Read(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error
+	// Status describes the cluster as this node sees it.
+	Status(ctx context.Context) (cluster.Status, error)
+	// Ready reports whether every shard this node hosts has a leader.
+	Ready() bool
+}
+
+// Limits of request bodies.
+const (
+	// maxTxBody bounds a tx or namespace request body.
+	maxTxBody = 16 << 20
+	// maxTxOps bounds the operations of one tx.
+	maxTxOps = 128
+)
+
+// Config configures a Server.
+type Config struct {
+	Backend Backend
+	Logger  *slog.Logger
+	// Registry receives the API's metrics and is what /metrics serves; nil
+	// means a fresh registry.
+	Registry *prometheus.Registry
+	// Tokens, if not nil, requires a bearer token on every /v1 request.
+	Tokens *Tokens
+	// RequestTimeout bounds how long a request may wait for Raft; default
+	// 10 s.
+	RequestTimeout time.Duration
+	// Now is the proposer's clock; default time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	b       Backend
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	tokens  *Tokens
+	timeout time.Duration
+	now     func() time.Time
+	metrics *httpMetrics
+	handler http.Handler
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("api: Config.Backend is required")
+	}
+	s := &Server{
+		b:       cfg.Backend,
+		log:     cfg.Logger,
+		reg:     cfg.Registry,
+		tokens:  cfg.Tokens,
+		timeout: cfg.RequestTimeout,
+		now:     cfg.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	if s.timeout == 0 {
+		s.timeout = 10 * time.Second
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	m, err := newHTTPMetrics(s.reg)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.handler = http.HandlerFunc(s.serve)
+	return s, nil
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// request is one parsed request: its route and the names in its path.
+type request struct {
+	route string // the metrics label and the dispatch key
+	ns    string
+	obj   string
+	key   string
+	shard uint32
+}
+
+// serve routes one request. Paths are parsed by hand from the escaped path
+// rather than by http.ServeMux, which cleans paths ("a//b" becomes "a/b") and
+// would silently change keys that contain slashes.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	req, err := s.parse(r)
+	if err == nil {
+		r, err = s.authorize(r, req)
+	}
+	if err == nil {
+		err = s.dispatch(rw, r, req)
+	}
+	if err != nil {
+		s.writeProblem(rw, r, err)
+	}
+	s.metrics.observe(req.route, r.Method, rw.status, time.Since(start))
+}
+
+// parse splits the path into its route and names, validating each name.
+func (s *Server) parse(r *http.Request) (*request, error) {
+	p := r.URL.EscapedPath()
+	req := &request{route: "unknown"}
+	switch p {
+	case "/healthz":
+		req.route = "healthz"
+		return req, nil
+	case "/readyz":
+		req.route = "readyz"
+		return req, nil
+	case "/metrics":
+		req.route = "metrics"
+		return req, nil
+	case "/v1/cluster":
+		req.route = "cluster"
+		return req, nil
+	case "/v1/ns", "/v1/ns/":
+		req.route = "namespaces"
+		return req, nil
+	}
+	rest, ok := strings.CutPrefix(p, "/v1/ns/")
+	if !ok {
+		return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint: "+truncate(p))
+	}
+	nsSeg, rest, _ := strings.Cut(rest, "/")
+	ns, err := unescapeSegment(nsSeg, "the namespace", codeInvalidName)
+	if err != nil {
+		return req, err
+	}
+	if err := validNamespace(ns); err != nil {
+		return req, err
+	}
+	req.ns = ns
+	switch rest {
+	case "":
+		req.route = "namespace"
+		return req, nil
+	case "unique-id":
+		req.route = "unique-id"
+		return req, nil
+	case "objects", "objects/":
+		req.route = "objects"
+		return req, nil
+	case "alarms":
+		req.route = "alarms"
+		return req, nil
+	}
+	rest, ok = strings.CutPrefix(rest, "objects/")
+	if !ok {
+		return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint: "+truncate(p))
+	}
+	objSeg, rest, _ := strings.Cut(rest, "/")
+	obj, err := unescapeSegment(objSeg, "the object name", codeInvalidName)
+	if err != nil {
+		return req, err
+	}
+	if err := validObjectName(obj); err != nil {
+		return req, err
+	}
+	req.obj = obj
+	shard, err := placement.ShardFor(ns, obj, s.b.ShardCount())
+	if err != nil {
+		return req, err
+	}
+	req.shard = shard
+	switch rest {
+	case "":
+		req.route = "object"
+		return req, nil
+	case "kv":
+		req.route = "list"
+		return req, nil
+	case "tx":
+		req.route = "tx"
+		return req, nil
+	case "sql":
+		req.route = "sql"
+		return req, nil
+	case "alarm":
+		req.route = "alarm"
+		return req, nil
+	}
+	keySeg, ok := strings.CutPrefix(rest, "kv/")
+	if !ok {
+		return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint: "+truncate(p))
+	}
+	req.route = "kv"
+	key, err := unescapeSegment(keySeg, "the key", codeInvalidKey)
+	if err != nil {
+		return req, err
+	}
+	if err := objectstore.ValidateKey(key); err != nil {
+		return req, err
+	}
+	req.key = key
+	return req, nil
+}
+
+// dispatch calls the handler of req's route for r's method.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) error {
+	type handler func(http.ResponseWriter, *http.Request, *request) error
+	var h handler
+	switch req.route + " " + r.Method {
+	case "healthz GET", "healthz HEAD":
+		h = s.healthz
+	case "readyz GET", "readyz HEAD":
+		h = s.readyz
+	case "metrics GET":
+		h = s.serveMetrics
+	case "cluster GET":
+		h = s.clusterStatus
+	case "namespaces GET":
+		h = s.listNamespaces
+	case "namespace GET":
+		h = s.getNamespace
+	case "namespace PUT":
+		h = s.putNamespace
+	case "unique-id POST":
+		h = s.uniqueID
+	case "objects GET":
+		h = s.listObjects
+	case "object DELETE":
+		h = s.deleteAll
+	case "list GET":
+		h = s.listKV
+	case "kv GET", "kv HEAD":
+		h = s.getKV
+	case "kv PUT":
+		h = s.putKV
+	case "kv DELETE":
+		h = s.deleteKV
+	case "tx POST":
+		h = s.tx
+	case "sql POST", "alarm GET", "alarm PUT", "alarm DELETE", "alarms GET":
+		h = s.notImplemented
+	default:
+		return newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on this endpoint")
+	}
+	return h(w, r, req)
+}
+
+func (s *Server) notImplemented(w http.ResponseWriter, r *http.Request, req *request) error {
+	return newError(http.StatusNotImplemented, codeNotImplemented, "the "+req.route+" endpoints are not implemented yet")
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": s.b.NodeID()})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *request) error {
+	if !s.b.Ready() {
+		e := newError(http.StatusServiceUnavailable, codeUnavailable, "not every shard this node hosts has a leader yet")
+		e.retryAfter = 1
+		return e
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": s.b.NodeID()})
+	return nil
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *request) error {
+	promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	return nil
+}
+
+// ctx returns the request's context bounded by the server's timeout.
+func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.timeout)
+}
+
+// propose encodes cmd, fixing the proposer's time and seed, and commits it
+// on shard.
+func (s *Server) propose(r *http.Request, shard uint32, cmd *fsm.Command) (*fsm.Response, error) {
+	cmd.Header.NowMillis = s.now().UnixMilli()
+	cmd.Header.Seed = rand.Uint64()
+	data, err := cmd.Encode()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	resp, err := s.b.Propose(ctx, shard, data)
+	if err != nil {
+		return nil, deadline(err)
+	}
+	if resp.Err != nil {
+		return nil, resp.Err
+	}
+	return resp, nil
+}
+
+// read runs fn on shard's state with the consistency r asks for.
+func (s *Server) read(r *http.Request, shard uint32, fn func(pebble.Reader) error) error {
+	stale, err := staleParam(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	return deadline(s.b.Read(ctx, shard, stale, fn))
+}
+
+func deadline(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, cluster.ErrCommitUnknown) {
+		return errDeadline
+	}
+	return err
+}
+
+// staleParam reads ?consistency=.
+func staleParam(r *http.Request) (bool, error) {
+	switch c := r.URL.Query().Get("consistency"); c {
+	case "", "linearizable", "strong":
+		return false, nil
+	case "stale":
+		return true, nil
+	default:
+		return false, badRequest(codeInvalidParameter, "consistency must be linearizable or stale, got "+strconv.Quote(truncate(c)))
+	}
+}
+
+// readBody reads the whole body, refusing one larger than limit.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, newError(http.StatusRequestEntityTooLarge, codeTooLarge, "the body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(limit, 10))
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, badRequest(codeInvalidParameter, "reading the body: "+err.Error())
+	}
+	if int64(len(b)) > limit {
+		return nil, newError(http.StatusRequestEntityTooLarge, codeTooLarge, "the body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+	}
+	return b, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"code":"internal"}`)
+		w.Header().Set("Content-Type", "application/problem+json")
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// statusWriter remembers the status code written, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,183 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// On-disk names below Config.DataDir, and fixed timeouts.
+const (
+	pebbleDir      = "pebble"
+	raftDir        = "raft"
+	raftLogFile    = "raft.db"
+	snapshotDir    = "snapshots"
+	stateFile      = "node.json"
+	lockFile       = "LOCK"
+	snapshotRetain = 2
+
+	boltOpenTimeout = 2 * time.Second
+	transportPool   = 3
+	transportIO     = 10 * time.Second
+	logCacheEntries = 512
+)
+
+// Config configures a Node. The zero value of a field means its default,
+// which DefaultConfig spells out.
+type Config struct {
+	// NodeID names this node in every shard's Raft configuration. It must be
+	// stable across restarts.
+	NodeID string
+	// DataDir holds Pebble, every shard's Raft log and snapshots, and the
+	// node's own state file.
+	DataDir string
+	// RaftAddr is the address the multiplexed Raft port listens on.
+	RaftAddr string
+	// AdvertiseRaftAddr is the address other nodes dial to reach RaftAddr;
+	// by default the address the listener bound, which must then name a
+	// specific host (not 0.0.0.0).
+	AdvertiseRaftAddr string
+	// HTTPAddr is the address clients and other nodes reach this node's
+	// HTTP API on, as shown in the cluster status.
+	HTTPAddr string
+	// GossipAddr is the address of this node's gossip (membership) port.
+	GossipAddr string
+	// Shards is the number of shards, fixed when the cluster bootstraps.
+	Shards int
+	// Raft holds the Raft timings.
+	Raft RaftConfig
+	// Logger receives every log line of the node and its libraries.
+	Logger *slog.Logger
+	// Registerer receives the node's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
+	// PebbleCacheBytes is the size of Pebble's block cache.
+	PebbleCacheBytes int64
+}
+
+// RaftConfig is the Raft tuning shared by every shard of a node. The
+// reasons for the defaults are in cluster/DESIGN.md.
+type RaftConfig struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	MaxAppendEntries   int
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+}
+
+// DefaultConfig returns the defaults of every field but NodeID.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:          "data",
+		RaftAddr:         "127.0.0.1:7000",
+		Shards:           16,
+		Raft:             DefaultRaftConfig(),
+		PebbleCacheBytes: 128 << 20,
+	}
+}
+
+// DefaultRaftConfig returns the production Raft timings.
+func DefaultRaftConfig() RaftConfig {
+	return RaftConfig{
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		MaxAppendEntries:   256,
+		SnapshotInterval:   2 * time.Minute,
+		SnapshotThreshold:  16384,
+		TrailingLogs:       10240,
+	}
+}
+
+// withDefaults returns a copy of c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = d.RaftAddr
+	}
+	if c.Shards == 0 {
+		c.Shards = d.Shards
+	}
+	if c.PebbleCacheBytes == 0 {
+		c.PebbleCacheBytes = d.PebbleCacheBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	r, dr := &c.Raft, d.Raft
+	for _, f := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&r.HeartbeatTimeout, dr.HeartbeatTimeout}, {&r.ElectionTimeout, dr.ElectionTimeout},
+		{&r.LeaderLeaseTimeout, dr.LeaderLeaseTimeout}, {&r.CommitTimeout, dr.CommitTimeout},
+		{&r.SnapshotInterval, dr.SnapshotInterval},
+	} {
+		if *f.v == 0 {
+			*f.v = f.d
+		}
+	}
+	if r.MaxAppendEntries == 0 {
+		r.MaxAppendEntries = dr.MaxAppendEntries
+	}
+	if r.SnapshotThreshold == 0 {
+		r.SnapshotThreshold = dr.SnapshotThreshold
+	}
+	if r.TrailingLogs == 0 {
+		r.TrailingLogs = dr.TrailingLogs
+	}
+	return c
+}
+
+// Validate checks c (after defaults) and says precisely what is wrong.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("cluster: NodeID must not be empty"))
+	}
+	if len(c.NodeID) > 128 {
+		errs = append(errs, fmt.Errorf("cluster: NodeID is at most 128 bytes, got %d", len(c.NodeID)))
+	}
+	if c.Shards < 1 || c.Shards > 4096 {
+		errs = append(errs, fmt.Errorf("cluster: Shards must be between 1 and 4096, got %d", c.Shards))
+	}
+	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: RaftAddr %q: %v", c.RaftAddr, err))
+	}
+	if c.AdvertiseRaftAddr != "" {
+		if err := checkDialable(c.AdvertiseRaftAddr); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: AdvertiseRaftAddr: %w", err))
+		}
+	}
+	r := c.Raft
+	if r.ElectionTimeout < r.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("cluster: Raft ElectionTimeout (%v) must be at least HeartbeatTimeout (%v)", r.ElectionTimeout, r.HeartbeatTimeout))
+	}
+	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("cluster: Raft LeaderLeaseTimeout (%v) must not exceed HeartbeatTimeout (%v)", r.LeaderLeaseTimeout, r.HeartbeatTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// checkDialable checks that addr names a host and a port peers can dial.
+func checkDialable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %v", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) || port == "0" || port == "" {
+		return fmt.Errorf("%q must name a host and port that peers can dial (set an advertise address)", addr)
+	}
+	return nil
+}

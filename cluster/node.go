@@ -1,0 +1,489 @@
+// Package cluster owns everything that makes a node part of a Cairn cluster:
+// one hashicorp/raft group member per shard the node hosts, their logs in
+// raft-boltdb and snapshots on disk, the single TCP port that multiplexes
+// every shard's Raft traffic, the node's Pebble database that the shards'
+// state machines share, and linearizable reads.
+//
+// A Node's lifecycle: New validates its Config and does no I/O; Start opens
+// storage and the port, starts every hosted shard and bootstraps them on a
+// node's first start; Close shuts everything down in order.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/internal/logging"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+// Node is one Cairn process's membership in the cluster.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	addrs   *addressBook
+
+	lock *os.File // flock on the data directory, held while running
+	db   *pebble.DB
+	ln   net.Listener
+	mux  *Mux
+
+	mu     sync.RWMutex
+	shards map[uint32]*Shard
+	state  nodeState
+
+	closeOnce sync.Once
+	closeErr  error
+	muxDone   chan struct{}
+}
+
+// nodeState is what a node remembers about itself between starts.
+type nodeState struct {
+	NodeID string `json:"nodeId"`
+	Shards int    `json:"shards"`
+	// Bootstrapped is set once this node's shards have their first
+	// configuration: a node never bootstraps twice.
+	Bootstrapped bool `json:"bootstrapped"`
+}
+
+// New returns a node for cfg. It does no I/O; Start does.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.NodeID),
+		metrics: newMetrics(),
+		addrs:   newAddressBook(),
+		shards:  map[uint32]*Shard{},
+		muxDone: make(chan struct{}),
+	}, nil
+}
+
+// Start opens the node's storage and Raft port and starts every shard it
+// hosts, bootstrapping them on the node's first start. On error, whatever it
+// opened is closed again.
+func (n *Node) Start() (err error) {
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := n.prepareDataDir(); err != nil {
+		return err
+	}
+	if err := n.loadState(); err != nil {
+		return err
+	}
+	cache := pebble.NewCache(n.cfg.PebbleCacheBytes)
+	n.db, err = pebble.Open(filepath.Join(n.cfg.DataDir, pebbleDir), n.pebbleOptions(cache))
+	// The DB holds its own reference to the cache.
+	cache.Unref()
+	if err != nil {
+		return fmt.Errorf("%w: open pebble: %v", ErrDataDir, err)
+	}
+	n.ln, err = net.Listen("tcp", n.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("cluster: listen on raft address %s: %w", n.cfg.RaftAddr, err)
+	}
+	advertise := n.cfg.AdvertiseRaftAddr
+	if advertise == "" {
+		advertise = n.ln.Addr().String()
+	}
+	if err := checkDialable(advertise); err != nil {
+		return fmt.Errorf("cluster: advertised raft address: %w", err)
+	}
+	advAddr, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		return fmt.Errorf("cluster: advertised raft address: %w", err)
+	}
+	n.cfg.AdvertiseRaftAddr = advertise
+	n.addrs.set(n.cfg.NodeID, advertise)
+	n.mux = NewMux(n.ln, advAddr, n.log.With("component", "mux"))
+	go func() {
+		defer close(n.muxDone)
+		n.mux.Serve()
+	}()
+
+	for id := uint32(0); id < uint32(n.state.Shards); id++ {
+		if !n.state.Bootstrapped || hasShardState(n.cfg.DataDir, id) {
+			if _, err := n.startShard(id); err != nil {
+				return err
+			}
+		}
+	}
+	if !n.state.Bootstrapped {
+		if err := n.bootstrapSingle(); err != nil {
+			return err
+		}
+	}
+	if n.cfg.Registerer != nil {
+		if err := n.metrics.register(n.cfg.Registerer, n); err != nil {
+			return err
+		}
+	}
+	n.log.Info("node started", "raft_addr", advertise, "shards", n.state.Shards, "hosted", len(n.shards))
+	return nil
+}
+
+// bootstrapSingle makes this node the only voter of every shard: the
+// cluster of one that `go run ./cmd/node` starts.
+func (n *Node) bootstrapSingle() error {
+	self := []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.AdvertiseRaftAddr)}}
+	for _, s := range n.shardList() {
+		if err := s.bootstrap(self); err != nil {
+			return err
+		}
+	}
+	n.state.Bootstrapped = true
+	return n.saveState()
+}
+
+func (n *Node) startShard(id uint32) (*Shard, error) {
+	s, err := n.openShard(id)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	n.shards[id] = s
+	n.mu.Unlock()
+	return s, nil
+}
+
+func (n *Node) pebbleOptions(cache *pebble.Cache) *pebble.Options {
+	opts := &pebble.Options{
+		Cache:              cache,
+		Logger:             logging.Pebble{L: n.log},
+		MemTableSize:       64 << 20,
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	opts.EnsureDefaults()
+	return opts
+}
+
+// prepareDataDir creates the data directory and checks that it is writable.
+func (n *Node) prepareDataDir() error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(n.cfg.DataDir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not writable: %v", ErrDataDir, n.cfg.DataDir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %s is in use by another running node", ErrDataDir, n.cfg.DataDir)
+	}
+	n.lock = f
+	return nil
+}
+
+// loadState reads the node's state file, or starts a new one, and checks it
+// against the configuration.
+func (n *Node) loadState() error {
+	path := filepath.Join(n.cfg.DataDir, stateFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if entries, _ := os.ReadDir(filepath.Join(n.cfg.DataDir, raftDir)); len(entries) > 0 {
+			return fmt.Errorf("%w: %s holds Raft data but no %s", ErrDataDir, n.cfg.DataDir, stateFile)
+		}
+		n.state = nodeState{NodeID: n.cfg.NodeID, Shards: n.cfg.Shards}
+		return n.saveState()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	if err := json.Unmarshal(b, &n.state); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrDataDir, path, err)
+	}
+	switch {
+	case n.state.NodeID != n.cfg.NodeID:
+		return fmt.Errorf("%w: %s belongs to node %q, not %q", ErrDataDir, n.cfg.DataDir, n.state.NodeID, n.cfg.NodeID)
+	case n.state.Shards != n.cfg.Shards:
+		return fmt.Errorf("%w: the cluster was bootstrapped with %d shards; the shard count cannot change to %d", ErrDataDir, n.state.Shards, n.cfg.Shards)
+	}
+	return nil
+}
+
+// saveState writes the state file atomically: a temporary file, fsync,
+// rename, fsync of the directory.
+func (n *Node) saveState() error {
+	b, err := json.MarshalIndent(n.state, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(n.cfg.DataDir, stateFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	d, err := os.Open(n.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDataDir, err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Close shuts the node down, in order: every shard's Raft instance (waiting
+// for each), their transports and log stores, then the Raft port, then
+// Pebble. Callers stop serving clients first. It is safe to call twice.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, s := range n.shardList() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.close(); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("shard %d: %w", s.id, err))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if n.mux != nil {
+			errs = append(errs, n.mux.Close())
+			<-n.muxDone
+		} else if n.ln != nil {
+			errs = append(errs, n.ln.Close())
+		}
+		if n.db != nil {
+			errs = append(errs, n.db.Close())
+		}
+		if n.lock != nil {
+			errs = append(errs, n.lock.Close()) // releases the flock
+		}
+		n.closeErr = errors.Join(errs...)
+		if n.closeErr == nil {
+			n.log.Info("node stopped")
+		}
+	})
+	return n.closeErr
+}
+
+// NodeID returns this node's id.
+func (n *Node) NodeID() string { return n.cfg.NodeID }
+
+// ShardCount returns the cluster's number of shards.
+func (n *Node) ShardCount() int { return n.state.Shards }
+
+// RaftAddr returns the address peers reach this node's Raft port on.
+func (n *Node) RaftAddr() string { return n.cfg.AdvertiseRaftAddr }
+
+// DB returns the node's Pebble database, for reads.
+func (n *Node) DB() *pebble.DB { return n.db }
+
+// Shard returns this node's replica of shard id, or nil.
+func (n *Node) Shard(id uint32) *Shard {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.shards[id]
+}
+
+// shardList returns the hosted shards ordered by id.
+func (n *Node) shardList() []*Shard {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]*Shard, 0, len(n.shards))
+	for _, s := range n.shards {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *Shard) int { return int(a.id) - int(b.id) })
+	return out
+}
+
+// Propose commits cmd (an encoded fsm command) on shard's Raft group and
+// returns the state machine's response once it is applied on this node. It
+// answers ErrNotLeader without proposing when this node does not lead the
+// shard, and ErrCommitUnknown when the write may or may not have happened.
+func (n *Node) Propose(ctx context.Context, shard uint32, cmd []byte) (*fsm.Response, error) {
+	s := n.Shard(shard)
+	if s == nil {
+		return nil, ErrUnknownShard
+	}
+	return s.propose(ctx, cmd)
+}
+
+// Read calls fn with a consistent view of this node's state of shard once it
+// is safe to: for a linearizable read, after this node has confirmed it leads
+// the shard (ErrNotLeader otherwise); for a stale read, at once, on any
+// replica. The snapshot is valid only during fn.
+func (n *Node) Read(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error {
+	s := n.Shard(shard)
+	if s == nil {
+		return ErrUnknownShard
+	}
+	if !stale {
+		if err := s.gate.wait(ctx); err != nil {
+			return err
+		}
+	}
+	if !s.fsm.Ready() {
+		return ErrShardNotReady
+	}
+	snap := n.db.NewSnapshot()
+	defer snap.Close()
+	return fn(snap)
+}
+
+// ShardStatus describes one shard as this node sees it.
+type ShardStatus struct {
+	ID           uint32
+	Leader       string // node id; "" while there is none
+	Voters       []string
+	NonVoters    []string
+	AppliedIndex uint64
+}
+
+// ShardStatus returns what this node knows of a shard it hosts.
+func (n *Node) ShardStatus(id uint32) (ShardStatus, error) {
+	s := n.Shard(id)
+	if s == nil {
+		return ShardStatus{}, ErrUnknownShard
+	}
+	st := ShardStatus{ID: id, Leader: s.Leader(), AppliedIndex: s.fsm.Applied()}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return st, leadershipError(err)
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			st.Voters = append(st.Voters, string(srv.ID))
+		} else {
+			st.NonVoters = append(st.NonVoters, string(srv.ID))
+		}
+	}
+	return st, nil
+}
+
+// Ready reports whether every shard this node hosts has a leader and a
+// readable state machine.
+func (n *Node) Ready() bool {
+	for _, s := range n.shardList() {
+		if s.Leader() == "" || !s.fsm.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitReady waits until Ready or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !n.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// addressBook resolves node ids to Raft addresses for the transports.
+type addressBook struct {
+	mu    sync.RWMutex
+	addrs map[string]string
+}
+
+var _ raft.ServerAddressProvider = (*addressBook)(nil)
+
+func newAddressBook() *addressBook { return &addressBook{addrs: map[string]string{}} }
+
+func (b *addressBook) set(id, addr string) {
+	b.mu.Lock()
+	b.addrs[id] = addr
+	b.mu.Unlock()
+}
+
+// ServerAddr implements raft.ServerAddressProvider.
+func (b *addressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if a, ok := b.addrs[string(id)]; ok {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("cluster: no known address for node %q", id)
+}
+
+// NodeStatus describes one member of the cluster.
+type NodeStatus struct {
+	ID         string
+	HTTPAddr   string
+	RaftAddr   string
+	GossipAddr string
+	State      string // alive, suspect, dead or left
+	ShardsHeld int
+	ShardsLed  int
+}
+
+// Status is the cluster as this node sees it.
+type Status struct {
+	Nodes  []NodeStatus
+	Shards []ShardStatus
+}
+
+// Status describes every node and every shard this node knows of.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	var st Status
+	held := map[string]int{}
+	led := map[string]int{}
+	for _, s := range n.shardList() {
+		ss, err := n.ShardStatus(s.id)
+		if err != nil {
+			return st, err
+		}
+		st.Shards = append(st.Shards, ss)
+		for _, v := range append(slices.Clone(ss.Voters), ss.NonVoters...) {
+			held[v]++
+		}
+		if ss.Leader != "" {
+			led[ss.Leader]++
+		}
+	}
+	st.Nodes = append(st.Nodes, NodeStatus{
+		ID:         n.cfg.NodeID,
+		HTTPAddr:   n.cfg.HTTPAddr,
+		RaftAddr:   n.cfg.AdvertiseRaftAddr,
+		GossipAddr: n.cfg.GossipAddr,
+		State:      "alive",
+		ShardsHeld: held[n.cfg.NodeID],
+		ShardsLed:  led[n.cfg.NodeID],
+	})
+	return st, ctx.Err()
+}

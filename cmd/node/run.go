@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/cairndb/cairn/api"
+	"github.com/cairndb/cairn/cluster"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// run starts a node and serves until ctx ends, then stops it cleanly:
+// stop taking requests, let those in flight finish, then close the node.
+// started, if not nil, receives the bound HTTP address once serving.
+func run(ctx context.Context, c config, started chan<- string) error {
+	log := newLogger(c)
+	var tokens *api.Tokens
+	if c.TokensFile != "" {
+		var err error
+		if tokens, err = api.LoadTokens(c.TokensFile); err != nil {
+			return err
+		}
+	}
+	// Bind the HTTP port first: a busy port is the most common start-up
+	// failure and should not cost a Raft start.
+	httpLn, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on -http-addr %s: %w", c.HTTPAddr, err)
+	}
+	defer httpLn.Close()
+
+	reg := prometheus.NewRegistry()
+	node, err := cluster.New(cluster.Config{
+		NodeID:            c.NodeID,
+		DataDir:           c.DataDir,
+		RaftAddr:          c.RaftAddr,
+		AdvertiseRaftAddr: advertiseIfSet(c, c.RaftAddr),
+		HTTPAddr:          c.advertise(httpLn.Addr().String()),
+		GossipAddr:        c.advertise(c.GossipAddr),
+		Shards:            c.Shards,
+		Logger:            log,
+		Registerer:        reg,
+	})
+	if err != nil {
+		return err
+	}
+	if err := node.Start(); err != nil {
+		return err
+	}
+	defer node.Close()
+
+	srv, err := api.New(api.Config{Backend: node, Logger: log, Registry: reg, Tokens: tokens})
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(httpLn) }()
+	log.Info("serving HTTP", "addr", httpLn.Addr().String(), "data_dir", c.DataDir, "node", c.NodeID)
+	if started != nil {
+		started <- httpLn.Addr().String()
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		err := hs.Shutdown(stopCtx)
+		done <- errors.Join(err, node.Close())
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-stopCtx.Done():
+		return fmt.Errorf("clean stop took longer than %v; exiting anyway (nothing acknowledged is lost: the Raft logs are durable)", c.ShutdownTimeout)
+	}
+}
+
+// advertiseIfSet returns the advertised form of listen when -advertise-addr
+// is set, and "" otherwise (the node then advertises the address it bound).
+func advertiseIfSet(c config, listen string) string {
+	if c.AdvertiseAddr == "" {
+		return ""
+	}
+	return c.advertise(listen)
+}
+
+func newLogger(c config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,173 @@
+// Package fsm is Cairn's Raft state machine: it decodes committed commands,
+// applies each deterministically as one Pebble batch that also records the
+// shard's applied index, and takes and restores snapshots of one shard's key
+// range. The storage semantics it applies live in package objectstore.
+//
+// The rules it keeps (see DESIGN.md):
+//   - apply reads no clock and draws no randomness: time and seeds travel in
+//     the command (Header);
+//   - each entry is one Pebble batch, written without fsync (the Raft log is
+//     the durable record) and holding the applied index, so state on disk is
+//     never half an entry and a restart skips what it already applied;
+//   - business errors (a failed precondition) are the apply's response, never
+//     a skipped entry; an entry that cannot be decoded, or a storage failure,
+//     panics, because continuing would let replicas diverge.
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/cairndb/cairn/objectstore"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+var (
+	// ErrBadCommand means a command payload is malformed.
+	ErrBadCommand = errors.New("fsm: malformed command")
+	// ErrUnknownType means a command's format version or type is unknown to
+	// this release.
+	ErrUnknownType = errors.New("fsm: unknown command type")
+	// ErrBadSnapshot means a snapshot stream is malformed or belongs to
+	// another shard.
+	ErrBadSnapshot = errors.New("fsm: malformed snapshot")
+	// ErrRestoring means the shard's state is being replaced by a snapshot
+	// (or a restore was interrupted) and cannot be read.
+	ErrRestoring = errors.New("fsm: shard is being restored from a snapshot")
+)
+
+// Response is what Apply returns for a command, delivered to the proposer
+// through raft.ApplyFuture.Response.
+type Response struct {
+	// Tx is the result of a TypeTx command that succeeded.
+	Tx *objectstore.TxResult
+	// Err is a business error (an *objectstore.Error): the command was
+	// committed but changed nothing.
+	Err error
+}
+
+// FSM is the state machine of one shard. Apply, Snapshot and Restore are
+// called by Raft from one goroutine; Applied and Ready may be called from any.
+type FSM struct {
+	shard   uint32
+	db      *pebble.DB
+	log     *slog.Logger
+	applied atomic.Uint64 // the last index applied (durable or not)
+	// ready is false while a restore is under way or was interrupted.
+	ready atomic.Bool
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.FSMSnapshot = (*snapshot)(nil)
+)
+
+// Open returns the state machine of shard over db, reading the applied index
+// it recorded there.
+func Open(db *pebble.DB, shard uint32, logger *slog.Logger) (*FSM, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{shard: shard, db: db, log: logger.With("shard", shard)}
+	idx, err := objectstore.AppliedIndex(db, shard)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: shard %d: read applied index: %w", shard, err)
+	}
+	marker, err := objectstore.RestoreMarker(db, shard)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: shard %d: read restore marker: %w", shard, err)
+	}
+	f.applied.Store(idx)
+	f.ready.Store(!marker)
+	return f, nil
+}
+
+// Shard returns the shard this state machine applies.
+func (f *FSM) Shard() uint32 { return f.shard }
+
+// Applied returns the index of the last entry applied.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+// Ready reports whether the shard's state may be read: false while a
+// snapshot is being restored, or after a restore that was interrupted.
+func (f *FSM) Ready() bool { return f.ready.Load() }
+
+// Apply applies one committed entry. See the package doc for its rules.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Index <= f.applied.Load() {
+		// Already applied before a restart: the Pebble batch that applied it
+		// also recorded its index.
+		return nil
+	}
+	cmd, err := Decode(l.Data)
+	if errors.Is(err, ErrUnknownType) && ignorable(l.Data) {
+		f.log.Warn("skipping a command of a type this release does not know", "index", l.Index, "type", l.Data[1])
+		f.commit(nil, l.Index)
+		return nil
+	}
+	if err != nil {
+		panic(fmt.Sprintf("fsm: shard %d: committed entry %d cannot be decoded: %v", f.shard, l.Index, err))
+	}
+
+	b := f.db.NewIndexedBatch()
+	resp := f.apply(b, cmd, l.Index)
+	if resp.Err != nil {
+		// Nothing of a failed command is applied; only its index is recorded.
+		b.Reset()
+	}
+	f.commit(b, l.Index)
+	return resp
+}
+
+// apply runs cmd against b and returns its response.
+func (f *FSM) apply(b *pebble.Batch, cmd *Command, index uint64) *Response {
+	switch cmd.Type {
+	case TypeTx:
+		obj := objectstore.Object{Shard: f.shard, Namespace: cmd.Namespace, Name: cmd.Object}
+		res, err := objectstore.Exec(b, b, obj, cmd.Tx, index)
+		return f.response(res, err, index)
+	case TypeSetNamespace:
+		if err := objectstore.PutNamespaceConfig(b, f.shard, cmd.Namespace, *cmd.NamespaceConfig); err != nil {
+			f.fatal(index, err)
+		}
+		return &Response{}
+	}
+	panic(fmt.Sprintf("fsm: shard %d: entry %d: no apply for %v", f.shard, index, cmd.Type))
+}
+
+// response turns the outcome of an objectstore call into a Response. A
+// business error is the client's; any other error is a storage failure that
+// stops the node.
+func (f *FSM) response(res *objectstore.TxResult, err error, index uint64) *Response {
+	var oe *objectstore.Error
+	switch {
+	case err == nil:
+		return &Response{Tx: res}
+	case errors.As(err, &oe) && !errors.Is(err, objectstore.ErrCorrupt):
+		return &Response{Err: err}
+	}
+	f.fatal(index, err)
+	return nil
+}
+
+// commit records index as applied, in b (created if nil), and commits b.
+func (f *FSM) commit(b *pebble.Batch, index uint64) {
+	if b == nil {
+		b = f.db.NewBatch()
+	}
+	defer b.Close()
+	if err := objectstore.SetAppliedIndex(b, f.shard, index); err != nil {
+		f.fatal(index, err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		f.fatal(index, err)
+	}
+	f.applied.Store(index)
+}
+
+func (f *FSM) fatal(index uint64, err error) {
+	panic(fmt.Sprintf("fsm: shard %d: entry %d: storage failure: %v", f.shard, index, err))
+}
