@@ -44,8 +44,28 @@ type Config struct {
 	// HTTPAddr is the address clients and other nodes reach this node's
 	// HTTP API on, as shown in the cluster status.
 	HTTPAddr string
-	// GossipAddr is the address of this node's gossip (membership) port.
+	// GossipAddr is the address the gossip (membership) port listens on;
+	// port 0 picks a free one.
 	GossipAddr string
+	// AdvertiseGossipAddr is the address other nodes gossip with this one
+	// on; by default the bound address.
+	AdvertiseGossipAddr string
+	// Join lists gossip addresses of nodes to join; tried until one answers.
+	Join []string
+	// BootstrapExpect is how many nodes must be alive before the cluster's
+	// first bootstrap. 1 with no Join bootstraps a single-node cluster at
+	// once.
+	BootstrapExpect int
+	// Replicas is the number of replicas of each shard (fewer while the
+	// cluster has fewer nodes).
+	Replicas int
+	// GossipKey, if set, encrypts gossip (16, 24 or 32 bytes: AES).
+	GossipKey []byte
+	// Gossip tunes memberlist.
+	Gossip GossipConfig
+	// Dial opens the node's outgoing Raft connections; nil means
+	// net.DialTimeout. Tests replace it to cut links between nodes.
+	Dial func(network, address string, timeout time.Duration) (net.Conn, error)
 	// Shards is the number of shards, fixed when the cluster bootstraps.
 	Shards int
 	// Raft holds the Raft timings.
@@ -76,6 +96,9 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:          "data",
 		RaftAddr:         "127.0.0.1:7000",
+		GossipAddr:       "127.0.0.1:0",
+		BootstrapExpect:  1,
+		Replicas:         3,
 		Shards:           16,
 		Raft:             DefaultRaftConfig(),
 		PebbleCacheBytes: 128 << 20,
@@ -107,6 +130,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Shards == 0 {
 		c.Shards = d.Shards
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = d.GossipAddr
+	}
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = d.BootstrapExpect
+	}
+	if c.Replicas == 0 {
+		c.Replicas = d.Replicas
 	}
 	if c.PebbleCacheBytes == 0 {
 		c.PebbleCacheBytes = d.PebbleCacheBytes
@@ -159,6 +191,18 @@ func (c Config) Validate() error {
 		if err := checkDialable(c.AdvertiseRaftAddr); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: AdvertiseRaftAddr: %w", err))
 		}
+	}
+	if c.BootstrapExpect < 1 {
+		errs = append(errs, fmt.Errorf("cluster: BootstrapExpect must be at least 1, got %d", c.BootstrapExpect))
+	}
+	if c.Replicas < 1 || c.Replicas > 7 {
+		errs = append(errs, fmt.Errorf("cluster: Replicas must be between 1 and 7, got %d", c.Replicas))
+	}
+	if k := len(c.GossipKey); k != 0 && k != 16 && k != 24 && k != 32 {
+		errs = append(errs, fmt.Errorf("cluster: GossipKey must be 16, 24 or 32 bytes, got %d", k))
+	}
+	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: GossipAddr %q: %v", c.GossipAddr, err))
 	}
 	r := c.Raft
 	if r.ElectionTimeout < r.HeartbeatTimeout {

@@ -21,7 +21,6 @@ import (
 	"slices"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/cairndb/cairn/fsm"
 	"github.com/cairndb/cairn/internal/logging"
@@ -41,9 +40,16 @@ type Node struct {
 	ln   net.Listener
 	mux  *Mux
 
+	gossip *gossip
+
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
 	state  nodeState
+
+	// stop ends the node's background goroutines; bg waits for them.
+	stop    chan struct{}
+	bg      sync.WaitGroup
+	leaders chan raft.Observation // leadership changes of every shard
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,8 +61,15 @@ type nodeState struct {
 	NodeID string `json:"nodeId"`
 	Shards int    `json:"shards"`
 	// Bootstrapped is set once this node's shards have their first
-	// configuration: a node never bootstraps twice.
+	// configuration, or the node joined a cluster that had: a node never
+	// bootstraps twice.
 	Bootstrapped bool `json:"bootstrapped"`
+	// Peers are gossip addresses of other members seen last time, so that
+	// a whole-cluster restart finds itself again without -join.
+	Peers []string `json:"peers,omitempty"`
+	// BootMembers is the member set the cluster bootstrapped over, gossiped
+	// so that a member that missed the moment bootstraps over the same set.
+	BootMembers []string `json:"bootMembers,omitempty"`
 }
 
 // New returns a node for cfg. It does no I/O; Start does.
@@ -71,6 +84,8 @@ func New(cfg Config) (*Node, error) {
 		metrics: newMetrics(),
 		addrs:   newAddressBook(),
 		shards:  map[uint32]*Shard{},
+		stop:    make(chan struct{}),
+		leaders: make(chan raft.Observation, 64),
 		muxDone: make(chan struct{}),
 	}, nil
 }
@@ -113,22 +128,30 @@ func (n *Node) Start() (err error) {
 		return fmt.Errorf("cluster: advertised raft address: %w", err)
 	}
 	n.cfg.AdvertiseRaftAddr = advertise
-	n.addrs.set(n.cfg.NodeID, advertise)
 	n.mux = NewMux(n.ln, advAddr, n.log.With("component", "mux"))
+	if n.cfg.Dial != nil {
+		n.mux.dial = n.cfg.Dial
+	}
 	go func() {
 		defer close(n.muxDone)
 		n.mux.Serve()
 	}()
+	if err := n.startGossip(); err != nil {
+		return err
+	}
+	n.cfg.AdvertiseGossipAddr = n.gossip.addr()
+	n.addrs.set(n.cfg.NodeID, addrEntry{raft: advertise, http: n.cfg.HTTPAddr})
 
 	for id := uint32(0); id < uint32(n.state.Shards); id++ {
-		if !n.state.Bootstrapped || hasShardState(n.cfg.DataDir, id) {
+		if hasShardState(n.cfg.DataDir, id) {
 			if _, err := n.startShard(id); err != nil {
 				return err
 			}
 		}
 	}
-	if !n.state.Bootstrapped {
-		if err := n.bootstrapSingle(); err != nil {
+	single := n.cfg.BootstrapExpect == 1 && len(n.cfg.Join) == 0 && len(n.state.Peers) == 0
+	if !n.state.Bootstrapped && single {
+		if err := n.bootstrap([]string{n.cfg.NodeID}); err != nil {
 			return err
 		}
 	}
@@ -137,31 +160,46 @@ func (n *Node) Start() (err error) {
 			return err
 		}
 	}
-	n.log.Info("node started", "raft_addr", advertise, "shards", n.state.Shards, "hosted", len(n.shards))
+	n.goBackground(n.watchLeaders)
+	n.goBackground(n.rememberPeers)
+	if join := append(slices.Clone(n.cfg.Join), n.state.Peers...); len(join) > 0 {
+		n.goBackground(func() { n.gossip.join(join, n.stop) })
+	} else {
+		n.gossip.joined.Store(true) // nothing to join: this node starts the cluster
+	}
+	if !n.state.Bootstrapped {
+		n.goBackground(n.awaitBootstrap)
+	}
+	n.log.Info("node started", "raft_addr", advertise, "gossip_addr", n.cfg.AdvertiseGossipAddr,
+		"shards", n.state.Shards, "hosted", len(n.shards), "bootstrapped", n.state.Bootstrapped)
 	return nil
 }
 
-// bootstrapSingle makes this node the only voter of every shard: the
-// cluster of one that `go run ./cmd/node` starts.
-func (n *Node) bootstrapSingle() error {
-	self := []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.cfg.AdvertiseRaftAddr)}}
-	for _, s := range n.shardList() {
-		if err := s.bootstrap(self); err != nil {
-			return err
-		}
-	}
-	n.state.Bootstrapped = true
-	return n.saveState()
+// goBackground runs f on a goroutine the node owns and waits for on Close.
+func (n *Node) goBackground(f func()) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		f()
+	}()
 }
 
 func (n *Node) startShard(id uint32) (*Shard, error) {
+	if s := n.Shard(id); s != nil {
+		return s, nil
+	}
 	s, err := n.openShard(id)
 	if err != nil {
 		return nil, err
 	}
+	s.raft.RegisterObserver(raft.NewObserver(n.leaders, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
 	n.mu.Lock()
 	n.shards[id] = s
 	n.mu.Unlock()
+	n.signalLeaders()
 	return s, nil
 }
 
@@ -203,7 +241,7 @@ func (n *Node) loadState() error {
 			return fmt.Errorf("%w: %s holds Raft data but no %s", ErrDataDir, n.cfg.DataDir, stateFile)
 		}
 		n.state = nodeState{NodeID: n.cfg.NodeID, Shards: n.cfg.Shards}
-		return n.saveState()
+		return n.saveStateLocked()
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrDataDir, err)
@@ -221,8 +259,9 @@ func (n *Node) loadState() error {
 }
 
 // saveState writes the state file atomically: a temporary file, fsync,
-// rename, fsync of the directory.
-func (n *Node) saveState() error {
+// rename, fsync of the directory. The caller holds n.mu or is the only
+// goroutine (Start).
+func (n *Node) saveStateLocked() error {
 	b, err := json.MarshalIndent(n.state, "", "  ")
 	if err != nil {
 		return err
@@ -255,12 +294,20 @@ func (n *Node) saveState() error {
 	return d.Sync()
 }
 
-// Close shuts the node down, in order: every shard's Raft instance (waiting
-// for each), their transports and log stores, then the Raft port, then
-// Pebble. Callers stop serving clients first. It is safe to call twice.
+// Close shuts the node down, in order: its background work, gossip (without
+// announcing a leave: a stop is not a leave), every shard's Raft instance
+// (waiting for each), their transports and log stores, then the Raft port,
+// then Pebble, then the data directory's lock. Callers stop serving clients
+// first; Shutdown hands leaderships away before calling it. It is safe to
+// call twice.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.bg.Wait()
 		var errs []error
+		if n.gossip != nil {
+			errs = append(errs, n.gossip.shutdown())
+		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, s := range n.shardList() {
@@ -390,100 +437,3 @@ func (n *Node) ShardStatus(id uint32) (ShardStatus, error) {
 	return st, nil
 }
 
-// Ready reports whether every shard this node hosts has a leader and a
-// readable state machine.
-func (n *Node) Ready() bool {
-	for _, s := range n.shardList() {
-		if s.Leader() == "" || !s.fsm.Ready() {
-			return false
-		}
-	}
-	return true
-}
-
-// WaitReady waits until Ready or ctx ends.
-func (n *Node) WaitReady(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for !n.Ready() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
-// addressBook resolves node ids to Raft addresses for the transports.
-type addressBook struct {
-	mu    sync.RWMutex
-	addrs map[string]string
-}
-
-var _ raft.ServerAddressProvider = (*addressBook)(nil)
-
-func newAddressBook() *addressBook { return &addressBook{addrs: map[string]string{}} }
-
-func (b *addressBook) set(id, addr string) {
-	b.mu.Lock()
-	b.addrs[id] = addr
-	b.mu.Unlock()
-}
-
-// ServerAddr implements raft.ServerAddressProvider.
-func (b *addressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if a, ok := b.addrs[string(id)]; ok {
-		return raft.ServerAddress(a), nil
-	}
-	return "", fmt.Errorf("cluster: no known address for node %q", id)
-}
-
-// NodeStatus describes one member of the cluster.
-type NodeStatus struct {
-	ID         string
-	HTTPAddr   string
-	RaftAddr   string
-	GossipAddr string
-	State      string // alive, suspect, dead or left
-	ShardsHeld int
-	ShardsLed  int
-}
-
-// Status is the cluster as this node sees it.
-type Status struct {
-	Nodes  []NodeStatus
-	Shards []ShardStatus
-}
-
-// Status describes every node and every shard this node knows of.
-func (n *Node) Status(ctx context.Context) (Status, error) {
-	var st Status
-	held := map[string]int{}
-	led := map[string]int{}
-	for _, s := range n.shardList() {
-		ss, err := n.ShardStatus(s.id)
-		if err != nil {
-			return st, err
-		}
-		st.Shards = append(st.Shards, ss)
-		for _, v := range append(slices.Clone(ss.Voters), ss.NonVoters...) {
-			held[v]++
-		}
-		if ss.Leader != "" {
-			led[ss.Leader]++
-		}
-	}
-	st.Nodes = append(st.Nodes, NodeStatus{
-		ID:         n.cfg.NodeID,
-		HTTPAddr:   n.cfg.HTTPAddr,
-		RaftAddr:   n.cfg.AdvertiseRaftAddr,
-		GossipAddr: n.cfg.GossipAddr,
-		State:      "alive",
-		ShardsHeld: held[n.cfg.NodeID],
-		ShardsLed:  led[n.cfg.NodeID],
-	})
-	return st, ctx.Err()
-}

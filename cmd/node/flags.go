@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -120,6 +121,9 @@ func (c *config) validate() error {
 	if c.Replicas < 1 || c.Replicas > 7 {
 		errs = append(errs, fmt.Errorf("-replicas must be between 1 and 7, got %d", c.Replicas))
 	}
+	if _, err := c.gossipKey(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", c.LogFormat))
 	}
@@ -127,6 +131,21 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("-http-addr %s is not a loopback address and no -tokens-file is set: anyone who can reach it could read and write everything; set -tokens-file, or -allow-unauthenticated if the network is trusted", c.HTTPAddr))
 	}
 	return errors.Join(errs...)
+}
+
+// gossipKey decodes -gossip-key.
+func (c *config) gossipKey() ([]byte, error) {
+	if c.GossipKey == "" {
+		return nil, nil
+	}
+	k, err := base64.StdEncoding.DecodeString(c.GossipKey)
+	if err != nil {
+		return nil, fmt.Errorf("-gossip-key is not base64: %v", err)
+	}
+	if n := len(k); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("-gossip-key must decode to 16, 24 or 32 bytes, got %d", n)
+	}
+	return k, nil
 }
 
 // isLoopback reports whether addr's host is a loopback address or name.

@@ -35,17 +35,26 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	}
 	defer httpLn.Close()
 
+	gossipKey, err := c.gossipKey()
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	node, err := cluster.New(cluster.Config{
-		NodeID:            c.NodeID,
-		DataDir:           c.DataDir,
-		RaftAddr:          c.RaftAddr,
-		AdvertiseRaftAddr: advertiseIfSet(c, c.RaftAddr),
-		HTTPAddr:          c.advertise(httpLn.Addr().String()),
-		GossipAddr:        c.advertise(c.GossipAddr),
-		Shards:            c.Shards,
-		Logger:            log,
-		Registerer:        reg,
+		NodeID:              c.NodeID,
+		DataDir:             c.DataDir,
+		RaftAddr:            c.RaftAddr,
+		AdvertiseRaftAddr:   advertiseIfSet(c, c.RaftAddr),
+		HTTPAddr:            c.advertise(httpLn.Addr().String()),
+		GossipAddr:          c.GossipAddr,
+		AdvertiseGossipAddr: advertiseIfSet(c, c.GossipAddr),
+		Join:                c.Join,
+		BootstrapExpect:     c.BootstrapExpect,
+		Replicas:            c.Replicas,
+		GossipKey:           gossipKey,
+		Shards:              c.Shards,
+		Logger:              log,
+		Registerer:          reg,
 	})
 	if err != nil {
 		return err
@@ -83,7 +92,7 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	done := make(chan error, 1)
 	go func() {
 		err := hs.Shutdown(stopCtx)
-		done <- errors.Join(err, node.Close())
+		done <- errors.Join(err, node.Shutdown(stopCtx))
 	}()
 	select {
 	case err := <-done:

@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cairndb/cairn/placement"
+	"github.com/hashicorp/raft"
+)
+
+// bootstrap gives every shard its first configuration over members: each
+// shard's replicas are the top Replicas members by rendezvous hashing, and
+// only the top-ranked of them bootstraps the shard, so each group is
+// bootstrapped once with one configuration. Every node that computes over the
+// same members opens the same replicas; it is idempotent, so a node that
+// crashed half way does it again.
+func (n *Node) bootstrap(members []string) error {
+	members = slices.Clone(members)
+	slices.Sort(members)
+	for id := uint32(0); id < uint32(n.state.Shards); id++ {
+		replicas, err := placement.Replicas(id, members, n.cfg.Replicas)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(replicas, n.cfg.NodeID) {
+			continue
+		}
+		s, err := n.startShard(id)
+		if err != nil {
+			return err
+		}
+		if replicas[0] != n.cfg.NodeID {
+			continue
+		}
+		servers := make([]raft.Server, len(replicas))
+		for i, r := range replicas {
+			e, _ := n.addrs.get(r)
+			servers[i] = raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(r), Address: raft.ServerAddress(e.raft)}
+		}
+		if err := s.bootstrap(servers); err != nil {
+			return err
+		}
+	}
+	err := n.updateState(func(st *nodeState) {
+		st.Bootstrapped = true
+		st.BootMembers = members
+	})
+	if err != nil {
+		return err
+	}
+	n.gossip.setBootstrapped(members)
+	n.log.Info("bootstrapped", "members", members, "hosted", len(n.shardList()))
+	return nil
+}
+
+// awaitBootstrap waits, on a node that has never bootstrapped, until it can:
+// when BootstrapExpect members that have not bootstrapped either are alive,
+// it bootstraps over them; when a member says it bootstrapped over a set that
+// includes this node, it bootstraps over that same set; when the cluster
+// bootstrapped without it, it has joined a running cluster and bootstraps
+// nothing.
+func (n *Node) awaitBootstrap() {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	warned := false
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		case <-n.gossip.changed:
+		}
+		if !n.gossip.joined.Load() {
+			// Until it has reached the cluster it was told to join, a node
+			// cannot tell a fresh cluster from one it has not heard of yet.
+			continue
+		}
+		var fresh []string
+		var bootedWith []string
+		joined := false
+		for _, m := range n.gossip.memberList() {
+			if m.State != StateAlive && m.State != StateSuspect {
+				continue
+			}
+			switch {
+			case m.Meta.Bootstrapped && slices.Contains(m.Meta.BootMembers, n.cfg.NodeID):
+				bootedWith = m.Meta.BootMembers
+			case m.Meta.Bootstrapped:
+				joined = true
+			default:
+				fresh = append(fresh, m.ID)
+			}
+		}
+		switch {
+		case bootedWith != nil:
+			err := n.bootstrap(bootedWith)
+			if err == nil {
+				return
+			}
+			n.log.Error("bootstrap failed; retrying", "error", err)
+		case joined:
+			if err := n.updateState(func(st *nodeState) { st.Bootstrapped = true }); err != nil {
+				n.log.Error("recording the join failed; retrying", "error", err)
+				continue
+			}
+			n.gossip.setBootstrapped(nil)
+			n.log.Info("joined a running cluster; shards move here as the cluster rebalances")
+			return
+		case len(fresh) == n.cfg.BootstrapExpect:
+			err := n.bootstrap(fresh)
+			if err == nil {
+				return
+			}
+			n.log.Error("bootstrap failed; retrying", "error", err)
+		case len(fresh) > n.cfg.BootstrapExpect && !warned:
+			warned = true
+			n.log.Error("more nodes than -bootstrap-expect are waiting to bootstrap; start them with the same -bootstrap-expect", "waiting", fresh, "expect", n.cfg.BootstrapExpect)
+		}
+	}
+}
+
+// updateState changes the node's state file under the lock.
+func (n *Node) updateState(f func(*nodeState)) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f(&n.state)
+	return n.saveStateLocked()
+}
+
+// watchLeaders publishes this node's shard state over gossip whenever a
+// leadership changes, and once a second in case an observation was dropped.
+func (n *Node) watchLeaders() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.leaders:
+		case <-tick.C:
+		}
+		var hosted []uint32
+		led := map[uint32]uint64{}
+		for _, s := range n.shardList() {
+			hosted = append(hosted, s.id)
+			if s.IsLeader() {
+				led[s.id] = s.raft.CurrentTerm()
+			}
+		}
+		n.gossip.publish(hosted, led)
+	}
+}
+
+// signalLeaders asks watchLeaders to publish now.
+func (n *Node) signalLeaders() {
+	select {
+	case n.leaders <- raft.Observation{}:
+	default:
+	}
+}
+
+// rememberPeers keeps the gossip addresses of the other members in the state
+// file whenever membership changes, so that a restart of the whole cluster
+// finds itself again.
+func (n *Node) rememberPeers() {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.gossip.peersCh:
+		}
+		var peers []string
+		for _, m := range n.gossip.memberList() {
+			if m.ID != n.cfg.NodeID && m.State != StateLeft && m.GossipAddr != "" {
+				peers = append(peers, m.GossipAddr)
+			}
+		}
+		slices.Sort(peers)
+		n.mu.RLock()
+		same := slices.Equal(peers, n.state.Peers)
+		n.mu.RUnlock()
+		if same || len(peers) == 0 {
+			continue
+		}
+		if err := n.updateState(func(st *nodeState) { st.Peers = peers }); err != nil {
+			n.log.Warn("saving peer addresses failed", "error", err)
+		}
+	}
+}
+
+// Shutdown stops the node cleanly: it hands every shard it leads to another
+// voter (bounded by ctx), so that clients see no election timeout, then
+// closes the node. Its replicas stay: a restart is not a leave.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range n.shardList() {
+		if !s.IsLeader() || !s.hasOtherVoters() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan error, 1)
+			go func() { done <- s.raft.LeadershipTransfer().Error() }()
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, raft.ErrNotLeader) {
+					n.log.Warn("leadership transfer failed", "shard", s.id, "error", err)
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	wg.Wait()
+	return n.Close()
+}
+
+// hasOtherVoters reports whether the shard's configuration has a voter
+// besides this node.
+func (s *Shard) hasOtherVoters() bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != s.node.cfg.NodeID {
+			return true
+		}
+	}
+	return false
+}
