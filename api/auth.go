@@ -147,4 +147,3 @@ func requireAdmin(r *http.Request) error {
 	}
 	return nil
 }
-

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"regexp"
 	"unicode/utf8"
-
 )
 
 // Name rules of the HTTP API.

@@ -436,4 +436,3 @@ func (n *Node) ShardStatus(id uint32) (ShardStatus, error) {
 	}
 	return st, nil
 }
-

@@ -243,4 +243,3 @@ func readTx(d *wire.Decoder) *objectstore.Tx {
 	}
 	return tx
 }
-
