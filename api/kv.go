@@ -60,10 +60,7 @@ func (s *Server) putKV(w http.ResponseWriter, r *http.Request, req *request) err
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r, int64(objectstore.MaxEntryBytes-len(req.key)))
-	if err != nil {
-		return err
-	}
+	body := req.body
 	if ct == objectstore.ContentTypeJSON && !json.Valid(body) {
 		return badRequest(codeInvalidJSON, "the body is sent as application/json but is not valid JSON")
 	}
@@ -71,7 +68,7 @@ func (s *Server) putKV(w http.ResponseWriter, r *http.Request, req *request) err
 		Kind: objectstore.OpPut,
 		Puts: []objectstore.Entry{{Key: req.key, Value: objectstore.Value{Data: body, ContentType: ct}}},
 	}}}
-	res, err := s.proposeTx(r, req, tx)
+	res, err := s.proposeTx(w, r, req, tx)
 	if err != nil {
 		return err
 	}
@@ -87,7 +84,7 @@ func (s *Server) deleteKV(w http.ResponseWriter, r *http.Request, req *request) 
 		return err
 	}
 	tx := &objectstore.Tx{If: conds, Ops: []objectstore.Op{{Kind: objectstore.OpDelete, Keys: []string{req.key}}}}
-	res, err := s.proposeTx(r, req, tx)
+	res, err := s.proposeTx(w, r, req, tx)
 	if err != nil {
 		return err
 	}
@@ -187,11 +184,11 @@ func parseETag(s, header string) (uint64, error) {
 }
 
 // proposeTx commits tx on req's object and returns its result.
-func (s *Server) proposeTx(r *http.Request, req *request, tx *objectstore.Tx) (*objectstore.TxResult, error) {
+func (s *Server) proposeTx(w http.ResponseWriter, r *http.Request, req *request, tx *objectstore.Tx) (*objectstore.TxResult, error) {
 	if err := tx.Validate(); err != nil {
 		return nil, err
 	}
-	resp, err := s.propose(r, req.shard, &fsm.Command{Type: fsm.TypeTx, Namespace: req.ns, Object: req.obj, Tx: tx})
+	resp, err := s.propose(w, r, req, req.shard, &fsm.Command{Type: fsm.TypeTx, Namespace: req.ns, Object: req.obj, Tx: tx})
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	replays  prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -24,8 +25,12 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "Time to answer an HTTP request, by route and method.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}, []string{"route", "method"}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_idempotent_replays_total",
+			Help: "Writes answered from the idempotency record of an earlier request with the same Idempotency-Key.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.replays} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -73,12 +73,8 @@ func (s *Server) getNamespace(w http.ResponseWriter, r *http.Request, req *reque
 // putNamespace answers PUT /v1/ns/{ns}: the body replaces the whole
 // configuration; a field left out takes its default.
 func (s *Server) putNamespace(w http.ResponseWriter, r *http.Request, req *request) error {
-	body, err := readBody(r, 64<<10)
-	if err != nil {
-		return err
-	}
 	var in namespaceJSON
-	if err := strictUnmarshal(body, &in, "the namespace body"); err != nil {
+	if err := strictUnmarshal(req.body, &in, "the namespace body"); err != nil {
 		return err
 	}
 	if in.Name != "" && in.Name != req.ns {
@@ -88,11 +84,7 @@ func (s *Server) putNamespace(w http.ResponseWriter, r *http.Request, req *reque
 	if err != nil {
 		return err
 	}
-	shard, err := placement.NamespaceShard(req.ns, s.b.ShardCount())
-	if err != nil {
-		return err
-	}
-	if _, err := s.propose(r, shard, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: req.ns, NamespaceConfig: &c}); err != nil {
+	if _, err := s.propose(w, r, req, req.shard, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: req.ns, NamespaceConfig: &c}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, renderNamespace(req.ns, c))
@@ -139,15 +131,14 @@ func validWebhook(s string) error {
 // holds objects, with its configuration.
 func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request, _ *request) error {
 	var names []string
-	for shard := uint32(0); shard < uint32(s.b.ShardCount()); shard++ {
-		err := s.read(r, shard, func(rd pebble.Reader) error {
-			got, err := objectstore.ListNamespaces(rd, shard)
-			names = append(names, got...)
-			return err
-		})
-		if err != nil {
+	for shard := 0; shard < s.b.ShardCount(); shard++ {
+		var page struct {
+			Namespaces []string `json:"namespaces"`
+		}
+		if err := s.localCall(r, fmt.Sprintf("/v1/internal/shards/%d/namespaces", shard), &page); err != nil {
 			return err
 		}
+		names = append(names, page.Namespaces...)
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
@@ -158,12 +149,33 @@ func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request, _ *reque
 		if !visibleNamespace(r, ns) {
 			continue
 		}
-		c, err := s.namespaceConfig(r, ns)
-		if err != nil {
+		var one namespaceJSON
+		if err := s.localCall(r, "/v1/ns/"+ns, &one); err != nil {
 			return err
 		}
-		out.Namespaces = append(out.Namespaces, renderNamespace(ns, c))
+		out.Namespaces = append(out.Namespaces, one)
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// shardNamespaces answers GET /v1/internal/shards/{id}/namespaces: the
+// namespaces one shard holds objects or configuration of.
+func (s *Server) shardNamespaces(w http.ResponseWriter, r *http.Request, req *request) error {
+	var names []string
+	err := s.read(r, req.shard, func(rd pebble.Reader) (err error) {
+		names, err = objectstore.ListNamespaces(rd, req.shard)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	visible := []string{}
+	for _, ns := range names {
+		if visibleNamespace(r, ns) {
+			visible = append(visible, ns)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"namespaces": visible})
 	return nil
 }

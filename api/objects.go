@@ -2,9 +2,11 @@ package api
 
 import (
 	"crypto/rand"
+	"fmt"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 
@@ -48,16 +50,17 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, req *reques
 	// smallest limit of all of them are the page.
 	var names []string
 	more := false
-	for shard := uint32(0); shard < uint32(s.b.ShardCount()); shard++ {
-		err := s.read(r, shard, func(rd pebble.Reader) error {
-			got, m, err := objectstore.ListObjects(rd, shard, req.ns, prefix, after, limit)
-			names = append(names, got...)
-			more = more || m
-			return err
-		})
-		if err != nil {
+	sub := url.Values{"ns": {req.ns}, "prefix": {prefix}, "after": {after}, "limit": {strconv.Itoa(limit)}}
+	if c := q.Get("consistency"); c != "" {
+		sub.Set("consistency", c)
+	}
+	for shard := 0; shard < s.b.ShardCount(); shard++ {
+		var page shardObjectsJSON
+		if err := s.localCall(r, fmt.Sprintf("/v1/internal/shards/%d/objects?%s", shard, sub.Encode()), &page); err != nil {
 			return err
 		}
+		names = append(names, page.Names...)
+		more = more || page.More
 	}
 	slices.Sort(names)
 	if len(names) > limit {
@@ -86,7 +89,7 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, req *request)
 		return err
 	}
 	tx := &objectstore.Tx{Ops: []objectstore.Op{{Kind: objectstore.OpDeleteAll, Alarm: alarm}}}
-	res, err := s.proposeTx(r, req, tx)
+	res, err := s.proposeTx(w, r, req, tx)
 	if err != nil {
 		return err
 	}
@@ -103,5 +106,38 @@ func (s *Server) uniqueID(w http.ResponseWriter, r *http.Request, req *request) 
 	}
 	name := hex.EncodeToString(b[:])
 	writeJSON(w, http.StatusOK, objectJSON{Name: name, ID: placement.ObjectID(req.ns, name)})
+	return nil
+}
+
+// shardObjectsJSON is one shard's part of an object listing.
+type shardObjectsJSON struct {
+	Names []string `json:"names"`
+	More  bool     `json:"more"`
+}
+
+// shardObjects answers GET /v1/internal/shards/{id}/objects: the objects of
+// one shard (ns, prefix, after, limit), served by its leader.
+func (s *Server) shardObjects(w http.ResponseWriter, r *http.Request, req *request) error {
+	q := r.URL.Query()
+	ns := q.Get("ns")
+	if err := validNamespace(ns); err != nil {
+		return err
+	}
+	if !visibleNamespace(r, ns) {
+		return newError(http.StatusForbidden, codeForbidden, "the token may not access namespace "+ns)
+	}
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit < 1 || limit > maxObjectsLimit {
+		return badRequest(codeInvalidParameter, "limit must be an integer between 1 and "+strconv.Itoa(maxObjectsLimit))
+	}
+	out := shardObjectsJSON{Names: []string{}}
+	err = s.read(r, req.shard, func(rd pebble.Reader) (err error) {
+		out.Names, out.More, err = objectstore.ListObjects(rd, req.shard, ns, q.Get("prefix"), q.Get("after"), limit)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

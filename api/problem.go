@@ -32,6 +32,7 @@ const (
 	codeNotImplemented   = "not_implemented"
 	codeUnavailable      = "unavailable"
 	codeCommitUnknown    = "commit_unknown"
+	codeIdempotencyReuse = "idempotency_key_reused"
 )
 
 // problem is an RFC 9457 problem details object.
@@ -68,6 +69,10 @@ func badRequest(code, detail string) *apiError { return newError(http.StatusBadR
 // whose detail is logged, not shown.
 func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	ae := s.toAPIError(r, err)
+	if retrySafe(err) {
+		// Nothing was proposed: a forwarding node may try elsewhere.
+		w.Header().Set(hdrRetry, "safe")
+	}
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
@@ -102,6 +107,8 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 			e.condition = &c
 		}
 		return e
+	case errors.Is(err, objectstore.ErrIdempotencyMismatch):
+		return newError(http.StatusConflict, codeIdempotencyReuse, detail)
 	case errors.Is(err, objectstore.ErrNotANumber):
 		return newError(http.StatusConflict, codeNotANumber, detail)
 	case errors.Is(err, objectstore.ErrInvalidKey):
@@ -119,7 +126,7 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return e
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader),
 		errors.Is(err, cluster.ErrShardNotReady), errors.Is(err, cluster.ErrUnknownShard),
-		errors.Is(err, cluster.ErrClosed):
+		errors.Is(err, cluster.ErrClosed), errors.Is(err, errRetrySafe):
 		e := newError(http.StatusServiceUnavailable, codeUnavailable, "the object's shard has no reachable leader right now; retry shortly")
 		e.retryAfter = 1
 		return e

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -39,6 +40,8 @@ type Backend interface {
 	Read(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error
 	// Status describes the cluster as this node sees it.
 	Status(ctx context.Context) (cluster.Status, error)
+	// Route says where requests for shard go.
+	Route(shard uint32) cluster.Route
 	// Ready reports whether every shard this node hosts has a leader.
 	Ready() bool
 }
@@ -77,6 +80,7 @@ type Server struct {
 	now     func() time.Time
 	metrics *httpMetrics
 	handler http.Handler
+	client  *http.Client // for forwarding to other nodes
 }
 
 // New returns a Server for cfg.
@@ -110,20 +114,33 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = m
 	s.handler = http.HandlerFunc(s.serve)
+	s.client = newForwardClient()
 	return s, nil
 }
 
 // Handler returns the API's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// request is one parsed request: its route and the names in its path.
+// request is one parsed request: its route, the names in its path and, for
+// a request that concerns one shard, which one.
 type request struct {
-	route string // the metrics label and the dispatch key
-	ns    string
-	obj   string
-	key   string
-	shard uint32
+	route   string // the metrics label and the dispatch key
+	ns      string
+	obj     string
+	key     string
+	shard   uint32
+	sharded bool   // the request concerns shard and is served by its leader
+	body    []byte // the whole body, read up front so it can be forwarded
+	idemKey string // the Idempotency-Key header, if any
 }
+
+type handlerFunc func(http.ResponseWriter, *http.Request, *request) error
+
+// Size limits of request bodies by route; other routes take none.
+const (
+	maxSmallBody = 64 << 10
+	maxIdemKey   = 128
+)
 
 // serve routes one request. Paths are parsed by hand from the escaped path
 // rather than by http.ServeMux, which cleans paths ("a//b" becomes "a/b") and
@@ -134,6 +151,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	req, err := s.parse(r)
 	if err == nil {
 		r, err = s.authorize(r, req)
+	}
+	if err == nil {
+		err = s.readRequest(r, req)
 	}
 	if err == nil {
 		err = s.dispatch(rw, r, req)
@@ -165,6 +185,9 @@ func (s *Server) parse(r *http.Request) (*request, error) {
 		req.route = "namespaces"
 		return req, nil
 	}
+	if rest, ok := strings.CutPrefix(p, "/v1/internal/shards/"); ok {
+		return s.parseInternal(req, rest)
+	}
 	rest, ok := strings.CutPrefix(p, "/v1/ns/")
 	if !ok {
 		return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint: "+truncate(p))
@@ -181,7 +204,9 @@ func (s *Server) parse(r *http.Request) (*request, error) {
 	switch rest {
 	case "":
 		req.route = "namespace"
-		return req, nil
+		shard, err := placement.NamespaceShard(ns, s.b.ShardCount())
+		req.shard, req.sharded = shard, true
+		return req, err
 	case "unique-id":
 		req.route = "unique-id"
 		return req, nil
@@ -209,7 +234,7 @@ func (s *Server) parse(r *http.Request) (*request, error) {
 	if err != nil {
 		return req, err
 	}
-	req.shard = shard
+	req.shard, req.sharded = shard, true
 	switch rest {
 	case "":
 		req.route = "object"
@@ -243,10 +268,63 @@ func (s *Server) parse(r *http.Request) (*request, error) {
 	return req, nil
 }
 
-// dispatch calls the handler of req's route for r's method.
+// parseInternal parses /v1/internal/shards/{id}/{what}: the per-shard reads
+// that listings spanning every shard are made of.
+func (s *Server) parseInternal(req *request, rest string) (*request, error) {
+	idSeg, what, _ := strings.Cut(rest, "/")
+	id, err := strconv.ParseUint(idSeg, 10, 32)
+	if err != nil || id >= uint64(s.b.ShardCount()) {
+		return req, newError(http.StatusNotFound, codeNotFound, "no such shard: "+truncate(idSeg))
+	}
+	switch what {
+	case "objects":
+		req.route = "internal-objects"
+	case "namespaces":
+		req.route = "internal-namespaces"
+	default:
+		return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint")
+	}
+	req.shard, req.sharded = uint32(id), true
+	return req, nil
+}
+
+// readRequest reads what every handler needs of the request besides its
+// path: the body, bounded by the route's limit, and the Idempotency-Key.
+func (s *Server) readRequest(r *http.Request, req *request) error {
+	if k := r.Header.Get(hdrIdempotent); k != "" {
+		if len(k) > maxIdemKey || !printableASCII(k) {
+			return badRequest(codeInvalidHeader, fmt.Sprintf("Idempotency-Key must be 1–%d printable ASCII characters", maxIdemKey))
+		}
+		req.idemKey = k
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	limit := int64(maxSmallBody)
+	switch req.route {
+	case "kv":
+		limit = int64(objectstore.MaxEntryBytes - len(req.key))
+	case "tx", "sql":
+		limit = maxTxBody
+	}
+	var err error
+	req.body, err = readBody(r, limit)
+	return err
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// dispatch calls the handler of req's route for r's method; a request that
+// concerns one shard is served by that shard's leader.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) error {
-	type handler func(http.ResponseWriter, *http.Request, *request) error
-	var h handler
+	var h handlerFunc
 	switch req.route + " " + r.Method {
 	case "healthz GET", "healthz HEAD":
 		h = s.healthz
@@ -278,10 +356,17 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) 
 		h = s.deleteKV
 	case "tx POST":
 		h = s.tx
+	case "internal-objects GET":
+		h = s.shardObjects
+	case "internal-namespaces GET":
+		h = s.shardNamespaces
 	case "sql POST", "alarm GET", "alarm PUT", "alarm DELETE", "alarms GET":
 		h = s.notImplemented
 	default:
 		return newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on this endpoint")
+	}
+	if req.sharded {
+		return s.serveShard(w, r, req, h)
 	}
 	return h(w, r, req)
 }
@@ -315,11 +400,15 @@ func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), s.timeout)
 }
 
-// propose encodes cmd, fixing the proposer's time and seed, and commits it
-// on shard.
-func (s *Server) propose(r *http.Request, shard uint32, cmd *fsm.Command) (*fsm.Response, error) {
+// propose encodes cmd, fixing the proposer's time and seed and the
+// request's idempotency key, and commits it on shard. An answer replayed
+// from an idempotency record is marked on w.
+func (s *Server) propose(w http.ResponseWriter, r *http.Request, req *request, shard uint32, cmd *fsm.Command) (*fsm.Response, error) {
 	cmd.Header.NowMillis = s.now().UnixMilli()
 	cmd.Header.Seed = rand.Uint64()
+	if cmd.Type == fsm.TypeTx {
+		cmd.Header.IdempotencyKey = req.idemKey
+	}
 	data, err := cmd.Encode()
 	if err != nil {
 		return nil, err
@@ -329,6 +418,10 @@ func (s *Server) propose(r *http.Request, shard uint32, cmd *fsm.Command) (*fsm.
 	resp, err := s.b.Propose(ctx, shard, data)
 	if err != nil {
 		return nil, deadline(err)
+	}
+	if resp.Replayed {
+		w.Header().Set(hdrReplayed, "true")
+		s.metrics.replays.Inc()
 	}
 	if resp.Err != nil {
 		return nil, resp.Err

@@ -10,11 +10,7 @@ import (
 // tx answers POST …/tx: a transaction that writes goes through Raft; one
 // that only reads is served as a read, from one consistent view.
 func (s *Server) tx(w http.ResponseWriter, r *http.Request, req *request) error {
-	body, err := readBody(r, maxTxBody)
-	if err != nil {
-		return err
-	}
-	tx, err := decodeTx(body)
+	tx, err := decodeTx(req.body)
 	if err != nil {
 		return err
 	}
@@ -23,7 +19,7 @@ func (s *Server) tx(w http.ResponseWriter, r *http.Request, req *request) error 
 		if err := requireWrite(r); err != nil {
 			return err
 		}
-		res, err = s.proposeTx(r, req, tx)
+		res, err = s.proposeTx(w, r, req, tx)
 	} else {
 		err = s.read(r, req.shard, func(rd pebble.Reader) error {
 			applied, err := objectstore.AppliedIndex(rd, req.shard)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/objectstore"
 	"github.com/cairndb/cairn/placement"
 	"github.com/hashicorp/raft"
 )
@@ -231,4 +233,42 @@ func (s *Shard) hasOtherVoters() bool {
 		}
 	}
 	return false
+}
+
+// idempotencyGCInterval is how often a leader looks for expired
+// idempotency records in the shards it leads.
+const idempotencyGCInterval = time.Minute
+
+// collectIdempotency proposes, on every shard this node leads that holds
+// expired idempotency records, a command that deletes them. The expiry time
+// travels in the command, so every replica deletes the same records.
+func (n *Node) collectIdempotency() {
+	tick := time.NewTicker(idempotencyGCInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		now := time.Now().UnixMilli()
+		for _, s := range n.shardList() {
+			if !s.IsLeader() {
+				continue
+			}
+			expired, err := objectstore.HasExpiredIdempotency(n.db, s.id, now)
+			if err != nil || !expired {
+				continue
+			}
+			cmd, err := (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: now}}).Encode()
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := s.propose(ctx, cmd); err != nil {
+				n.log.Debug("collecting idempotency records failed", "shard", s.id, "error", err)
+			}
+			cancel()
+		}
+	}
 }

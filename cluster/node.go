@@ -162,6 +162,7 @@ func (n *Node) Start() (err error) {
 	}
 	n.goBackground(n.watchLeaders)
 	n.goBackground(n.rememberPeers)
+	n.goBackground(n.collectIdempotency)
 	if join := append(slices.Clone(n.cfg.Join), n.state.Peers...); len(join) > 0 {
 		n.goBackground(func() { n.gossip.join(join, n.stop) })
 	} else {
@@ -347,6 +348,9 @@ func (n *Node) NodeID() string { return n.cfg.NodeID }
 
 // ShardCount returns the cluster's number of shards.
 func (n *Node) ShardCount() int { return n.state.Shards }
+
+// GossipAddr returns the address peers gossip with this node on.
+func (n *Node) GossipAddr() string { return n.cfg.AdvertiseGossipAddr }
 
 // RaftAddr returns the address peers reach this node's Raft port on.
 func (n *Node) RaftAddr() string { return n.cfg.AdvertiseRaftAddr }

@@ -34,6 +34,9 @@ const (
 	TypeTx Type = 1
 	// TypeSetNamespace writes a namespace's configuration.
 	TypeSetNamespace Type = 2
+	// TypeExpireIdempotency forgets idempotency records that expired before
+	// the command's time (Header.NowMillis). It has no payload.
+	TypeExpireIdempotency Type = 3
 )
 
 func (t Type) String() string {
@@ -42,6 +45,8 @@ func (t Type) String() string {
 		return "tx"
 	case TypeSetNamespace:
 		return "set-namespace"
+	case TypeExpireIdempotency:
+		return "expire-idempotency"
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
 }
@@ -96,6 +101,7 @@ func (c *Command) Encode() ([]byte, error) {
 		}
 		b = wire.AppendString(b, c.Namespace)
 		b = c.NamespaceConfig.AppendBinary(b)
+	case TypeExpireIdempotency:
 	default:
 		return nil, fmt.Errorf("%w: unknown type %v", ErrBadCommand, c.Type)
 	}
@@ -127,6 +133,7 @@ func Decode(data []byte) (*Command, error) {
 		c.Namespace = d.String()
 		cfg := objectstore.ReadNamespaceConfig(d)
 		c.NamespaceConfig = &cfg
+	case TypeExpireIdempotency:
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrUnknownType, c.Type)
 	}

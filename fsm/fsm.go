@@ -15,9 +15,12 @@
 package fsm
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/cairndb/cairn/objectstore"
@@ -47,7 +50,17 @@ type Response struct {
 	// Err is a business error (an *objectstore.Error): the command was
 	// committed but changed nothing.
 	Err error
+	// Replayed is true when the command carried an idempotency key already
+	// used: the response is the first request's and nothing was applied.
+	Replayed bool
 }
+
+// IdempotencyTTL is how long an idempotency key is remembered.
+const IdempotencyTTL = 24 * 60 * 60 * 1000 // milliseconds
+
+// maxExpirePerEntry bounds the records one TypeExpireIdempotency deletes,
+// so that no entry makes a huge batch.
+const maxExpirePerEntry = 1000
 
 // FSM is the state machine of one shard. Apply, Snapshot and Restore are
 // called by Raft from one goroutine; Applied and Ready may be called from any.
@@ -72,14 +85,17 @@ func Open(db *pebble.DB, shard uint32, logger *slog.Logger) (*FSM, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := &FSM{shard: shard, db: db, log: logger.With("shard", shard)}
-	idx, err := objectstore.AppliedIndex(db, shard)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: shard %d: read applied index: %w", shard, err)
-	}
 	marker, err := objectstore.RestoreMarker(db, shard)
 	if err != nil {
 		return nil, fmt.Errorf("fsm: shard %d: read restore marker: %w", shard, err)
 	}
+	idx, err := objectstore.AppliedIndex(db, shard)
+	if err != nil && !(marker && errors.Is(err, objectstore.ErrCorrupt)) {
+		return nil, fmt.Errorf("fsm: shard %d: read applied index: %w", shard, err)
+	}
+	// Under the restore marker the shard holds part of a snapshot stream
+	// that may be corrupt: open it anyway (not Ready), so that Raft can
+	// restore it again (NeedsRestore).
 	f.applied.Store(idx)
 	f.ready.Store(!marker)
 	return f, nil
@@ -113,12 +129,59 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 
 	b := f.db.NewIndexedBatch()
+	if cmd.Type == TypeTx && cmd.Header.IdempotencyKey != "" {
+		resp := f.applyIdempotent(b, cmd, l.Index)
+		f.commit(b, l.Index)
+		return resp
+	}
 	resp := f.apply(b, cmd, l.Index)
 	if resp.Err != nil {
 		// Nothing of a failed command is applied; only its index is recorded.
 		b.Reset()
 	}
 	f.commit(b, l.Index)
+	return resp
+}
+
+// applyIdempotent applies a keyed tx: a key seen before (and not expired at
+// the command's time) returns the recorded answer and applies nothing; a new
+// key applies the tx and records its answer, success or business error.
+func (f *FSM) applyIdempotent(b *pebble.Batch, cmd *Command, index uint64) *Response {
+	obj := objectstore.Object{Shard: f.shard, Namespace: cmd.Namespace, Name: cmd.Object}
+	key := cmd.Header.IdempotencyKey
+	hash := sha256.Sum256(appendTx(nil, cmd.Tx))
+	rec, found, err := objectstore.GetIdempotency(b, obj, key)
+	if err != nil {
+		f.fatal(index, err)
+	}
+	if found && rec.ExpiresMillis > cmd.Header.NowMillis {
+		if !bytes.Equal(rec.RequestHash, hash[:]) {
+			return &Response{Err: &objectstore.Error{Err: objectstore.ErrIdempotencyMismatch, Condition: -1,
+				Detail: "Idempotency-Key " + strconv.Quote(key) + " was used for a different request on this object"}}
+		}
+		resp, err := decodeResponse(rec.Response)
+		if err != nil {
+			f.fatal(index, err)
+		}
+		resp.Replayed = true
+		return resp
+	}
+	resp := f.apply(b, cmd, index)
+	if resp.Err != nil {
+		b.Reset()
+	}
+	enc, err := encodeResponse(resp)
+	if err != nil {
+		f.fatal(index, err)
+	}
+	err = objectstore.PutIdempotency(b, b, obj, key, objectstore.IdempotencyRecord{
+		ExpiresMillis: cmd.Header.NowMillis + IdempotencyTTL,
+		RequestHash:   hash[:],
+		Response:      enc,
+	})
+	if err != nil {
+		f.fatal(index, err)
+	}
 	return resp
 }
 
@@ -131,6 +194,11 @@ func (f *FSM) apply(b *pebble.Batch, cmd *Command, index uint64) *Response {
 		return f.response(res, err, index)
 	case TypeSetNamespace:
 		if err := objectstore.PutNamespaceConfig(b, f.shard, cmd.Namespace, *cmd.NamespaceConfig); err != nil {
+			f.fatal(index, err)
+		}
+		return &Response{}
+	case TypeExpireIdempotency:
+		if _, err := objectstore.ExpireIdempotency(b, b, f.shard, cmd.Header.NowMillis, maxExpirePerEntry); err != nil {
 			f.fatal(index, err)
 		}
 		return &Response{}
