@@ -2,9 +2,9 @@ package api
 
 import (
 	"crypto/rand"
-	"fmt"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"

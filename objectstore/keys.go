@@ -11,6 +11,7 @@ import (
 //	's' shard:u32be 'n' esc(ns)                        namespace configuration
 //	's' shard:u32be 'o' esc(ns) esc(obj) kind rest     object data
 //	's' shard:u32be 'i' …                              idempotency records
+//	's' shard:u32be 'e' …                              their expiry index
 //	's' shard:u32be 't' …                              alarm index by due time
 //	'l' …                                              node-local, never replicated
 //
@@ -24,11 +25,12 @@ const (
 	spaceShard = 's'
 	spaceLocal = 'l'
 
-	tagMeta      = 'm'
-	tagNamespace = 'n'
-	tagObject    = 'o'
-	tagIdem      = 'i'
-	tagAlarmIdx  = 't'
+	tagMeta       = 'm'
+	tagNamespace  = 'n'
+	tagObject     = 'o'
+	tagIdem       = 'i'
+	tagIdemExpiry = 'e'
+	tagAlarmIdx   = 't'
 )
 
 // Kind is the kind of an object's record.
