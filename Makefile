@@ -1,0 +1,31 @@
+# Cairn's everyday commands. `make help` lists them.
+GO ?= go
+
+.PHONY: help run test race e2e bench build fuzz
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+run: ## a single-node cluster on 127.0.0.1:8080, data in ./data
+	$(GO) run ./cmd/node
+
+test: ## the fast test suite (what CI runs first)
+	$(GO) test ./...
+
+race: ## the fast suite under the race detector
+	$(GO) test -race ./...
+
+e2e: ## the robustness suite on real processes (kill -9, pause, restart)
+	CAIRN_E2E=1 $(GO) test -v -timeout 15m ./e2e/
+
+bench: ## write benchmark against a node at 127.0.0.1:8080
+	$(GO) run ./cmd/bench -mode write -clients 64 -duration 20s
+
+build: ## static binaries in ./bin
+	CGO_ENABLED=0 $(GO) build -o bin/cairn ./cmd/node
+	CGO_ENABLED=0 $(GO) build -o bin/cairn-bench ./cmd/bench
+
+fuzz: ## run every fuzz target for 30 s each
+	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=30s ./internal/wire/
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./fsm/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeTx -fuzztime=30s ./api/
