@@ -89,13 +89,13 @@ func Open(db *pebble.DB, shard uint32, logger *slog.Logger) (*FSM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsm: shard %d: read restore marker: %w", shard, err)
 	}
+	// Under the restore marker the shard holds part of a snapshot stream,
+	// which may be corrupt: open it anyway (not Ready), so that Raft can
+	// restore it again (NeedsRestore).
 	idx, err := objectstore.AppliedIndex(db, shard)
 	if err != nil && !(marker && errors.Is(err, objectstore.ErrCorrupt)) {
 		return nil, fmt.Errorf("fsm: shard %d: read applied index: %w", shard, err)
 	}
-	// Under the restore marker the shard holds part of a snapshot stream
-	// that may be corrupt: open it anyway (not Ready), so that Raft can
-	// restore it again (NeedsRestore).
 	f.applied.Store(idx)
 	f.ready.Store(!marker)
 	return f, nil

@@ -153,10 +153,10 @@ func (s *snapshot) Release() { _ = s.snap.Close() }
 // it yet.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	f.ready.Store(false)
 	h, err := f.restore(bufio.NewReaderSize(rc, 256<<10))
 	if err != nil {
-		f.log.Error("restore from snapshot failed; the shard stays unreadable until a restore succeeds", "error", err)
+		// Ready is false only if the restore got as far as replacing state.
+		f.log.Error("restore from snapshot failed; a shard not ready stays unreadable until a restore succeeds", "error", err, "ready", f.Ready())
 		return fmt.Errorf("fsm: shard %d: restore: %w", f.shard, err)
 	}
 	f.applied.Store(h.Applied)
@@ -176,6 +176,10 @@ func (f *FSM) restore(r *bufio.Reader) (SnapshotHeader, error) {
 		return h, fmt.Errorf("%w: it holds shard %d", ErrBadSnapshot, h.Shard)
 	}
 
+	// From here on the shard's state is being replaced. A stream rejected
+	// before this point changed nothing, and the shard stays as ready as a
+	// restart would find it (the marker says).
+	f.ready.Store(false)
 	lo, hi := objectstore.ShardSpan(f.shard)
 	b := f.db.NewBatch()
 	if err := objectstore.SetRestoreMarker(b, f.shard, true); err != nil {
