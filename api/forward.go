@@ -169,10 +169,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, req *request, t
 
 // localCall runs an internal request through this node's own handler, as
 // if a client had sent it, and decodes its JSON answer into out. It is how
-// a listing that spans every shard reads each one: the handler serves the
+// work that spans every shard reaches each one: the handler serves the
 // shard here or forwards it to its leader.
-func (s *Server) localCall(r *http.Request, path string, out any) error {
-	in, err := http.NewRequestWithContext(r.Context(), http.MethodGet, path, nil)
+func (s *Server) localCall(r *http.Request, method, path string, body []byte, out any) error {
+	in, err := http.NewRequestWithContext(r.Context(), method, path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

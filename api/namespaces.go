@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -84,10 +85,95 @@ func (s *Server) putNamespace(w http.ResponseWriter, r *http.Request, req *reque
 	if err != nil {
 		return err
 	}
-	if _, err := s.propose(w, r, req, req.shard, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: req.ns, NamespaceConfig: &c}); err != nil {
+	// The copy in the namespace's own shard is the one clients read; its
+	// entry's index becomes the configuration's version, and every other
+	// shard gets a copy with that version (alarm delivery on a shard's
+	// leader reads the shard's own copy). A copy is replaced only by a newer
+	// version, so copies converge whatever order the writes land in.
+	resp, err := s.propose(w, r, req, req.shard, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: req.ns, NamespaceConfig: &c})
+	if err != nil {
+		return err
+	}
+	c.Version = resp.Tx.Version
+	if err := s.copyNamespaceConfig(r, req, c); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, renderNamespace(req.ns, c))
+	return nil
+}
+
+// internalNamespaceConfig is the body of PUT
+// /v1/internal/shards/{id}/namespace-config?ns=: a versioned copy.
+type internalNamespaceConfig struct {
+	AlarmWebhook    string `json:"alarmWebhook"`
+	AlarmTimeoutNs  int64  `json:"alarmTimeoutNs"`
+	AlarmMaxRetries int    `json:"alarmMaxRetries"`
+	Version         uint64 `json:"version"`
+}
+
+// copyNamespaceConfig writes c to every shard but the namespace's own, in
+// parallel.
+func (s *Server) copyNamespaceConfig(r *http.Request, req *request, c objectstore.NamespaceConfig) error {
+	body, _ := json.Marshal(internalNamespaceConfig{
+		AlarmWebhook: c.AlarmWebhook, AlarmTimeoutNs: int64(c.AlarmTimeout), AlarmMaxRetries: c.AlarmMaxRetries, Version: c.Version,
+	})
+	errs := make(chan error, s.b.ShardCount())
+	n := 0
+	for shard := 0; shard < s.b.ShardCount(); shard++ {
+		if uint32(shard) == req.shard {
+			continue
+		}
+		n++
+		go func() {
+			path := fmt.Sprintf("/v1/internal/shards/%d/namespace-config?ns=%s", shard, req.ns)
+			errs <- s.localCall(r, http.MethodPut, path, body, &struct{}{})
+		}()
+	}
+	var failed error
+	for ; n > 0; n-- {
+		if err := <-errs; err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed != nil {
+		e := newError(http.StatusServiceUnavailable, codeUnavailable,
+			"the configuration is saved but not yet copied to every shard (alarms of some objects may still use the old one); repeat the request: "+failed.Error())
+		e.retryAfter = 1
+		return e
+	}
+	return nil
+}
+
+// shardNamespaceConfig answers PUT /v1/internal/shards/{id}/namespace-config:
+// one shard's copy of a namespace's configuration.
+func (s *Server) shardNamespaceConfig(w http.ResponseWriter, r *http.Request, req *request) error {
+	ns := r.URL.Query().Get("ns")
+	if err := validNamespace(ns); err != nil {
+		return err
+	}
+	if !visibleNamespace(r, ns) {
+		return newError(http.StatusForbidden, codeForbidden, "the token may not access namespace "+ns)
+	}
+	var in internalNamespaceConfig
+	if err := strictUnmarshal(req.body, &in, "the namespace copy"); err != nil {
+		return err
+	}
+	if in.Version == 0 {
+		return badRequest(codeInvalidParameter, "a copy needs a version")
+	}
+	if in.AlarmWebhook != "" {
+		if err := validWebhook(in.AlarmWebhook); err != nil {
+			return err
+		}
+	}
+	if d := time.Duration(in.AlarmTimeoutNs); d < minAlarmTimeout || d > maxAlarmTimeout || in.AlarmMaxRetries < 0 || in.AlarmMaxRetries > maxAlarmMaxRetries {
+		return badRequest(codeInvalidParameter, "the copy's alarm settings are out of range")
+	}
+	c := objectstore.NamespaceConfig{AlarmWebhook: in.AlarmWebhook, AlarmTimeout: time.Duration(in.AlarmTimeoutNs), AlarmMaxRetries: in.AlarmMaxRetries, Version: in.Version}
+	if _, err := s.propose(w, r, req, req.shard, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: ns, NamespaceConfig: &c}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
 }
 
@@ -135,7 +221,7 @@ func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request, _ *reque
 		var page struct {
 			Namespaces []string `json:"namespaces"`
 		}
-		if err := s.localCall(r, fmt.Sprintf("/v1/internal/shards/%d/namespaces", shard), &page); err != nil {
+		if err := s.localCall(r, http.MethodGet, fmt.Sprintf("/v1/internal/shards/%d/namespaces", shard), nil, &page); err != nil {
 			return err
 		}
 		names = append(names, page.Namespaces...)
@@ -150,7 +236,7 @@ func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request, _ *reque
 			continue
 		}
 		var one namespaceJSON
-		if err := s.localCall(r, "/v1/ns/"+ns, &one); err != nil {
+		if err := s.localCall(r, http.MethodGet, "/v1/ns/"+ns, nil, &one); err != nil {
 			return err
 		}
 		out.Namespaces = append(out.Namespaces, one)

@@ -56,7 +56,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	for shard := 0; shard < s.b.ShardCount(); shard++ {
 		var page shardObjectsJSON
-		if err := s.localCall(r, fmt.Sprintf("/v1/internal/shards/%d/objects?%s", shard, sub.Encode()), &page); err != nil {
+		if err := s.localCall(r, http.MethodGet, fmt.Sprintf("/v1/internal/shards/%d/objects?%s", shard, sub.Encode()), nil, &page); err != nil {
 			return err
 		}
 		names = append(names, page.Names...)

@@ -33,6 +33,11 @@ const (
 	codeUnavailable      = "unavailable"
 	codeCommitUnknown    = "commit_unknown"
 	codeIdempotencyReuse = "idempotency_key_reused"
+	codeSQLError         = "sql_error"
+	codeSQLForbidden     = "sql_forbidden"
+	codeSQLTxControl     = "sql_transaction_control"
+	codeSQLTimeout       = "sql_timeout"
+	codeObjectFull       = "object_full"
 )
 
 // problem is an RFC 9457 problem details object.
@@ -76,6 +81,10 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
+	if ae.status == http.StatusUnauthorized {
+		// RFC 9110, 11.6.1: a 401 names the scheme the client must use.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(ae.status)
@@ -107,6 +116,16 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 			e.condition = &c
 		}
 		return e
+	case errors.Is(err, objectstore.ErrSQL):
+		return badRequest(codeSQLError, detail)
+	case errors.Is(err, objectstore.ErrSQLForbidden):
+		return newError(http.StatusForbidden, codeSQLForbidden, detail)
+	case errors.Is(err, objectstore.ErrSQLTransactionControl):
+		return badRequest(codeSQLTxControl, detail)
+	case errors.Is(err, objectstore.ErrSQLTimeout):
+		return badRequest(codeSQLTimeout, detail)
+	case errors.Is(err, objectstore.ErrSQLFull):
+		return newError(http.StatusInsufficientStorage, codeObjectFull, detail)
 	case errors.Is(err, objectstore.ErrIdempotencyMismatch):
 		return newError(http.StatusConflict, codeIdempotencyReuse, detail)
 	case errors.Is(err, objectstore.ErrNotANumber):

@@ -38,6 +38,11 @@ type Backend interface {
 	// Read calls fn with a consistent view of shard once it is safe to
 	// (linearizable unless stale).
 	Read(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error
+	// ReadLive is Read with the live database instead of a snapshot, for
+	// SQL reads (the SQL engine holds the object while it reads).
+	ReadLive(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error
+	// SQL is the node's SQL engine.
+	SQL() objectstore.SQL
 	// Status describes the cluster as this node sees it.
 	Status(ctx context.Context) (cluster.Status, error)
 	// Route says where requests for shard go.
@@ -68,7 +73,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now is the proposer's clock; default time.Now.
 	Now func() time.Time
+	// MaxObjectBytes bounds each object's SQL database; 0 means 10 GiB.
+	MaxObjectBytes int64
 }
+
+// DefaultMaxObjectBytes is the default size limit of an object's database.
+const DefaultMaxObjectBytes = 10 << 30
 
 // Server is the HTTP API of one node.
 type Server struct {
@@ -78,6 +88,7 @@ type Server struct {
 	tokens  *Tokens
 	timeout time.Duration
 	now     func() time.Time
+	maxObj  int64
 	metrics *httpMetrics
 	handler http.Handler
 	client  *http.Client // for forwarding to other nodes
@@ -95,6 +106,10 @@ func New(cfg Config) (*Server, error) {
 		tokens:  cfg.Tokens,
 		timeout: cfg.RequestTimeout,
 		now:     cfg.Now,
+		maxObj:  cfg.MaxObjectBytes,
+	}
+	if s.maxObj == 0 {
+		s.maxObj = DefaultMaxObjectBytes
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -281,6 +296,10 @@ func (s *Server) parseInternal(req *request, rest string) (*request, error) {
 		req.route = "internal-objects"
 	case "namespaces":
 		req.route = "internal-namespaces"
+	case "alarms":
+		req.route = "internal-alarms"
+	case "namespace-config":
+		req.route = "internal-namespace-config"
 	default:
 		return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint")
 	}
@@ -360,8 +379,20 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) 
 		h = s.shardObjects
 	case "internal-namespaces GET":
 		h = s.shardNamespaces
-	case "sql POST", "alarm GET", "alarm PUT", "alarm DELETE", "alarms GET":
-		h = s.notImplemented
+	case "internal-alarms GET":
+		h = s.shardAlarms
+	case "internal-namespace-config PUT":
+		h = s.shardNamespaceConfig
+	case "sql POST":
+		h = s.sql
+	case "alarm GET", "alarm HEAD":
+		h = s.getAlarm
+	case "alarm PUT":
+		h = s.putAlarm
+	case "alarm DELETE":
+		h = s.deleteAlarm
+	case "alarms GET":
+		h = s.listAlarms
 	default:
 		return newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on this endpoint")
 	}
@@ -369,10 +400,6 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) 
 		return s.serveShard(w, r, req, h)
 	}
 	return h(w, r, req)
-}
-
-func (s *Server) notImplemented(w http.ResponseWriter, r *http.Request, req *request) error {
-	return newError(http.StatusNotImplemented, codeNotImplemented, "the "+req.route+" endpoints are not implemented yet")
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *request) error {
@@ -408,6 +435,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request, req *request, s
 	cmd.Header.Seed = rand.Uint64()
 	if cmd.Type == fsm.TypeTx {
 		cmd.Header.IdempotencyKey = req.idemKey
+		cmd.Header.MaxObjectBytes = s.maxObj
 	}
 	data, err := cmd.Encode()
 	if err != nil {

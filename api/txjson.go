@@ -52,7 +52,9 @@ func strictUnmarshal(raw []byte, v any, what string) error {
 	if err := dec.Decode(v); err != nil {
 		return badRequest(codeInvalidJSON, what+": "+err.Error())
 	}
-	if dec.More() {
+	// Not dec.More(): it reports false for a trailing ']' or '}', which
+	// would let `{…}]` through. Only JSON whitespace may follow.
+	if len(bytes.Trim(raw[dec.InputOffset():], " \t\r\n")) != 0 {
 		return badRequest(codeInvalidJSON, what+": unexpected data after the JSON value")
 	}
 	return nil
@@ -139,8 +141,8 @@ func decodeOp(raw json.RawMessage, i int) (objectstore.Op, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return objectstore.Op{}, badRequest(codeInvalidJSON, what+": an op is a JSON object: "+err.Error())
 	}
-	if _, ok := m["sql"]; ok {
-		return objectstore.Op{}, newError(501, codeNotImplemented, what+": sql ops are not implemented yet")
+	if sqlText, ok := m["sql"]; ok {
+		return decodeSQLOp(m, sqlText, what)
 	}
 	if len(m) != 1 {
 		return objectstore.Op{}, badRequest(codeInvalidParameter, what+": an op has exactly one name (get, put, delete, incr, list, deleteAll, …)")
@@ -190,10 +192,48 @@ func decodeNamedOp(name string, arg json.RawMessage, what string) (objectstore.O
 			return objectstore.Op{}, err
 		}
 		return objectstore.Op{Kind: objectstore.OpDeleteAll, Alarm: d.Alarm}, nil
-	case "getAlarm", "setAlarm", "deleteAlarm":
-		return objectstore.Op{}, newError(501, codeNotImplemented, what+": alarm ops are not implemented yet")
+	case "getAlarm", "deleteAlarm":
+		var empty struct{}
+		if err := strictUnmarshal(arg, &empty, what); err != nil {
+			return objectstore.Op{}, err
+		}
+		if name == "getAlarm" {
+			return objectstore.Op{Kind: objectstore.OpGetAlarm}, nil
+		}
+		return objectstore.Op{Kind: objectstore.OpDeleteAlarm}, nil
+	case "setAlarm":
+		var in struct {
+			ScheduledTime *int64 `json:"scheduledTime"`
+		}
+		if err := strictUnmarshal(arg, &in, what); err != nil {
+			return objectstore.Op{}, err
+		}
+		if in.ScheduledTime == nil {
+			return objectstore.Op{}, badRequest(codeInvalidParameter, what+`: needs "scheduledTime" (milliseconds since the epoch)`)
+		}
+		return objectstore.Op{Kind: objectstore.OpSetAlarm, ScheduledTime: *in.ScheduledTime}, nil
 	}
 	return objectstore.Op{}, badRequest(codeInvalidParameter, what+": unknown op")
+}
+
+// decodeSQLOp reads {"sql": "…", "params": […]}.
+func decodeSQLOp(m map[string]json.RawMessage, sqlText json.RawMessage, what string) (objectstore.Op, error) {
+	for k := range m {
+		if k != "sql" && k != "params" {
+			return objectstore.Op{}, badRequest(codeInvalidParameter, what+": an sql op has only \"sql\" and \"params\", not "+strconv.Quote(k))
+		}
+	}
+	var text string
+	if err := json.Unmarshal(sqlText, &text); err != nil {
+		return objectstore.Op{}, badRequest(codeInvalidJSON, what+": sql must be a string")
+	}
+	var params []json.RawMessage
+	if raw, ok := m["params"]; ok {
+		if err := json.Unmarshal(raw, &params); err != nil {
+			return objectstore.Op{}, badRequest(codeInvalidJSON, what+": params must be an array")
+		}
+	}
+	return sqlOp(text, params, what)
 }
 
 // decodePuts reads a put op's object in document order, refusing a key
@@ -266,6 +306,15 @@ func renderTx(tx *objectstore.Tx, res *objectstore.TxResult) map[string]any {
 			results[i] = map[string]json.RawMessage{"value": json.RawMessage(r.Number)}
 		case objectstore.OpList:
 			results[i] = renderList(r.List, tx.Ops[i].List.KeysOnly)
+		case objectstore.OpSQL:
+			results[i] = renderSQLResult(r.SQL)
+		case objectstore.OpGetAlarm:
+			var a alarmJSON
+			if r.HasAlarm {
+				t := r.ScheduledTime
+				a.ScheduledTime = &t
+			}
+			results[i] = a
 		default:
 			results[i] = struct{}{}
 		}

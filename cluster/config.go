@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"errors"
+	"io"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/cairndb/cairn/objectstore"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -63,6 +66,12 @@ type Config struct {
 	GossipKey []byte
 	// Gossip tunes memberlist.
 	Gossip GossipConfig
+	// NewSQL, if set, makes the SQL engine over the node's Pebble database
+	// (package sqlstore's); without it sql ops fail.
+	NewSQL func(db *pebble.DB) (SQLEngine, error)
+	// OnAlarmChange, if set, is called after an entry that may have changed
+	// a shard's alarms is applied on this node. It must not block.
+	OnAlarmChange func(shard uint32)
 	// Dial opens the node's outgoing Raft connections; nil means
 	// net.DialTimeout. Tests replace it to cut links between nodes.
 	Dial func(network, address string, timeout time.Duration) (net.Conn, error)
@@ -76,6 +85,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// PebbleCacheBytes is the size of Pebble's block cache.
 	PebbleCacheBytes int64
+}
+
+// SQLEngine runs objects' SQL; Close is called after every shard stopped.
+type SQLEngine interface {
+	objectstore.SQL
+	io.Closer
 }
 
 // RaftConfig is the Raft tuning shared by every shard of a node. The

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cairndb/cairn/fsm"
 	"github.com/cairndb/cairn/internal/logging"
+	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
 )
@@ -41,6 +42,7 @@ type Node struct {
 	mux  *Mux
 
 	gossip *gossip
+	sql    SQLEngine
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -128,6 +130,11 @@ func (n *Node) Start() (err error) {
 		return fmt.Errorf("cluster: advertised raft address: %w", err)
 	}
 	n.cfg.AdvertiseRaftAddr = advertise
+	if n.cfg.NewSQL != nil {
+		if n.sql, err = n.cfg.NewSQL(n.db); err != nil {
+			return fmt.Errorf("cluster: start the SQL engine: %w", err)
+		}
+	}
 	n.mux = NewMux(n.ln, advAddr, n.log.With("component", "mux"))
 	if n.cfg.Dial != nil {
 		n.mux.dial = n.cfg.Dial
@@ -323,6 +330,9 @@ func (n *Node) Close() error {
 			}()
 		}
 		wg.Wait()
+		if n.sql != nil {
+			errs = append(errs, n.sql.Close())
+		}
 		if n.mux != nil {
 			errs = append(errs, n.mux.Close())
 			<-n.muxDone
@@ -394,6 +404,24 @@ func (n *Node) Propose(ctx context.Context, shard uint32, cmd []byte) (*fsm.Resp
 // the shard (ErrNotLeader otherwise); for a stale read, at once, on any
 // replica. The snapshot is valid only during fn.
 func (n *Node) Read(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error {
+	if err := n.readGate(ctx, shard, stale); err != nil {
+		return err
+	}
+	snap := n.db.NewSnapshot()
+	defer snap.Close()
+	return fn(snap)
+}
+
+// ReadLive is Read with the live database instead of a snapshot: for SQL
+// reads, which the SQL engine serializes with the writes of the object.
+func (n *Node) ReadLive(ctx context.Context, shard uint32, stale bool, fn func(r pebble.Reader) error) error {
+	if err := n.readGate(ctx, shard, stale); err != nil {
+		return err
+	}
+	return fn(n.db)
+}
+
+func (n *Node) readGate(ctx context.Context, shard uint32, stale bool) error {
 	s := n.Shard(shard)
 	if s == nil {
 		return ErrUnknownShard
@@ -406,9 +434,15 @@ func (n *Node) Read(ctx context.Context, shard uint32, stale bool, fn func(r peb
 	if !s.fsm.Ready() {
 		return ErrShardNotReady
 	}
-	snap := n.db.NewSnapshot()
-	defer snap.Close()
-	return fn(snap)
+	return nil
+}
+
+// SQL returns the node's SQL engine (nil if it runs without one).
+func (n *Node) SQL() objectstore.SQL {
+	if n.sql == nil {
+		return nil
+	}
+	return n.sql
 }
 
 // ShardStatus describes one shard as this node sees it.

@@ -175,3 +175,14 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}
 	return st, ctx.Err()
 }
+
+// LedShards returns the shards this node leads now.
+func (n *Node) LedShards() []uint32 {
+	var out []uint32
+	for _, s := range n.shardList() {
+		if s.IsLeader() {
+			out = append(out, s.id)
+		}
+	}
+	return out
+}

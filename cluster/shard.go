@@ -73,6 +73,12 @@ func (n *Node) openShard(id uint32) (s *Shard, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.sql != nil {
+		s.fsm.UseSQL(n.sql)
+	}
+	if n.cfg.OnAlarmChange != nil {
+		s.fsm.OnAlarmChange(n.cfg.OnAlarmChange)
+	}
 	s.logs, err = raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(s.dir, raftLogFile),
 		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout},

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cairndb/cairn/internal/wire"
 	"github.com/cairndb/cairn/objectstore"
@@ -37,6 +38,9 @@ const (
 	// TypeExpireIdempotency forgets idempotency records that expired before
 	// the command's time (Header.NowMillis). It has no payload.
 	TypeExpireIdempotency Type = 3
+	// TypeAlarmUpdate records the outcomes of alarm deliveries: cleared
+	// (delivered or dropped) or retried later.
+	TypeAlarmUpdate Type = 4
 )
 
 func (t Type) String() string {
@@ -47,6 +51,8 @@ func (t Type) String() string {
 		return "set-namespace"
 	case TypeExpireIdempotency:
 		return "expire-idempotency"
+	case TypeAlarmUpdate:
+		return "alarm-update"
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
 }
@@ -63,6 +69,10 @@ type Header struct {
 	// IdempotencyKey, if not empty, makes a retry of the same write on the
 	// same object return the first answer instead of applying again.
 	IdempotencyKey string
+	// MaxObjectBytes bounds the size of the object's SQL database; 0 means
+	// no bound. It travels in the command because a node's flag must not
+	// change what apply does.
+	MaxObjectBytes int64
 }
 
 // Command is a decoded command. Exactly one of the payload fields is set,
@@ -76,8 +86,12 @@ type Command struct {
 	Object    string
 	Tx        *objectstore.Tx
 
-	// TypeSetNamespace (Namespace says which)
+	// TypeSetNamespace (Namespace says which). A config with Version 0 is
+	// a new one: it takes the entry's index as its version.
 	NamespaceConfig *objectstore.NamespaceConfig
+
+	// TypeAlarmUpdate
+	AlarmUpdates []objectstore.AlarmUpdate
 }
 
 // Encode returns the command's log entry payload.
@@ -87,6 +101,7 @@ func (c *Command) Encode() ([]byte, error) {
 	b = wire.AppendVarint(b, c.Header.NowMillis)
 	b = wire.AppendUint64(b, c.Header.Seed)
 	b = wire.AppendString(b, c.Header.IdempotencyKey)
+	b = wire.AppendVarint(b, c.Header.MaxObjectBytes)
 	switch c.Type {
 	case TypeTx:
 		if c.Tx == nil {
@@ -102,6 +117,16 @@ func (c *Command) Encode() ([]byte, error) {
 		b = wire.AppendString(b, c.Namespace)
 		b = c.NamespaceConfig.AppendBinary(b)
 	case TypeExpireIdempotency:
+	case TypeAlarmUpdate:
+		b = wire.AppendUvarint(b, uint64(len(c.AlarmUpdates)))
+		for _, u := range c.AlarmUpdates {
+			b = wire.AppendString(b, u.Namespace)
+			b = wire.AppendString(b, u.Object)
+			b = wire.AppendVarint(b, u.ScheduledTime)
+			b = wire.AppendBool(b, u.Clear)
+			b = wire.AppendUvarint(b, uint64(u.RetryCount))
+			b = wire.AppendVarint(b, u.NextAttempt)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %v", ErrBadCommand, c.Type)
 	}
@@ -124,6 +149,7 @@ func Decode(data []byte) (*Command, error) {
 	c.Header.NowMillis = d.Varint()
 	c.Header.Seed = d.Uint64()
 	c.Header.IdempotencyKey = d.String()
+	c.Header.MaxObjectBytes = d.Varint()
 	switch c.Type {
 	case TypeTx:
 		c.Namespace = d.String()
@@ -134,6 +160,17 @@ func Decode(data []byte) (*Command, error) {
 		cfg := objectstore.ReadNamespaceConfig(d)
 		c.NamespaceConfig = &cfg
 	case TypeExpireIdempotency:
+	case TypeAlarmUpdate:
+		c.AlarmUpdates = make([]objectstore.AlarmUpdate, d.Count(6))
+		for i := range c.AlarmUpdates {
+			u := &c.AlarmUpdates[i]
+			u.Namespace = d.String()
+			u.Object = d.String()
+			u.ScheduledTime = d.Varint()
+			u.Clear = d.Bool()
+			u.RetryCount = int(d.Uvarint())
+			u.NextAttempt = d.Varint()
+		}
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrUnknownType, c.Type)
 	}
@@ -190,9 +227,63 @@ func appendTx(b []byte, tx *objectstore.Tx) []byte {
 			b = wire.AppendBool(b, l.KeysOnly)
 		case objectstore.OpDeleteAll:
 			b = wire.AppendBool(b, op.Alarm)
+		case objectstore.OpSQL:
+			b = wire.AppendString(b, op.SQL.SQL)
+			b = appendSQLValues(b, op.SQL.Params)
+		case objectstore.OpSetAlarm:
+			b = wire.AppendVarint(b, op.ScheduledTime)
+		case objectstore.OpGetAlarm, objectstore.OpDeleteAlarm:
 		}
 	}
 	return b
+}
+
+func appendSQLValues(b []byte, vs []objectstore.SQLValue) []byte {
+	b = wire.AppendUvarint(b, uint64(len(vs)))
+	for _, v := range vs {
+		b = append(b, byte(v.Type))
+		switch v.Type {
+		case objectstore.SQLInteger:
+			b = wire.AppendVarint(b, v.Int)
+		case objectstore.SQLFloat:
+			b = wire.AppendUint64(b, math.Float64bits(v.Float))
+		case objectstore.SQLText:
+			b = wire.AppendString(b, v.Text)
+		case objectstore.SQLBlob:
+			b = wire.AppendBytes(b, v.Blob)
+		}
+	}
+	return b
+}
+
+func readSQLValues(d *wire.Decoder) []objectstore.SQLValue {
+	n := d.Count(1)
+	if n == 0 {
+		return nil
+	}
+	vs := make([]objectstore.SQLValue, n)
+	for i := range vs {
+		v := &vs[i]
+		v.Type = objectstore.SQLType(d.Byte())
+		switch v.Type {
+		case objectstore.SQLNull:
+		case objectstore.SQLInteger:
+			v.Int = d.Varint()
+		case objectstore.SQLFloat:
+			v.Float = math.Float64frombits(d.Uint64())
+		case objectstore.SQLText:
+			v.Text = d.String()
+		case objectstore.SQLBlob:
+			v.Blob = d.Bytes()
+			if v.Blob == nil {
+				v.Blob = []byte{}
+			}
+		default:
+			d.Fail()
+			return nil
+		}
+	}
+	return vs
 }
 
 func readTx(d *wire.Decoder) *objectstore.Tx {
@@ -240,6 +331,12 @@ func readTx(d *wire.Decoder) *objectstore.Tx {
 				l.KeysOnly = d.Bool()
 			case objectstore.OpDeleteAll:
 				op.Alarm = d.Bool()
+			case objectstore.OpSQL:
+				op.SQL.SQL = d.String()
+				op.SQL.Params = readSQLValues(d)
+			case objectstore.OpSetAlarm:
+				op.ScheduledTime = d.Varint()
+			case objectstore.OpGetAlarm, objectstore.OpDeleteAlarm:
 			default:
 				// An op this release does not know: the rest of the payload
 				// cannot be parsed.

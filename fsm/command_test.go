@@ -327,7 +327,7 @@ func TestDecodeTrailingBytes(t *testing.T) {
 // An op kind this release does not know makes the rest of a tx unparseable:
 // that is a malformed command, not an unknown type.
 func TestDecodeUnknownOpKind(t *testing.T) {
-	for _, kind := range []objectstore.OpKind{0, 7, 0x80, 0xff} {
+	for _, kind := range []objectstore.OpKind{0, 8, 0x80, 0xff} {
 		for _, tx := range []objectstore.Tx{
 			{Ops: ops(objectstore.Op{Kind: kind})},
 			{Ops: ops(objectstore.Op{Kind: objectstore.OpDeleteAll}, objectstore.Op{Kind: kind, Key: "k"})},

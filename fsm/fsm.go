@@ -71,7 +71,42 @@ type FSM struct {
 	applied atomic.Uint64 // the last index applied (durable or not)
 	// ready is false while a restore is under way or was interrupted.
 	ready atomic.Bool
+	// sql runs the sql ops of transactions; nil until UseSQL.
+	sql objectstore.SQL
+	// onAlarms, if set, is called after an entry that may have changed the
+	// shard's alarms is committed.
+	onAlarms func(shard uint32)
 }
+
+// OnAlarmChange registers fn to be called (on the applying goroutine: it
+// must not block) after every entry that may have changed the shard's
+// alarms, and after a restore. It is called once, before Raft starts.
+func (f *FSM) OnAlarmChange(fn func(shard uint32)) { f.onAlarms = fn }
+
+// touchesAlarms reports whether cmd may change alarms.
+func touchesAlarms(cmd *Command) bool {
+	switch cmd.Type {
+	case TypeAlarmUpdate:
+		return true
+	case TypeTx:
+		for _, op := range cmd.Tx.Ops {
+			if op.Kind == objectstore.OpSetAlarm || op.Kind == objectstore.OpDeleteAlarm || (op.Kind == objectstore.OpDeleteAll && op.Alarm) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (f *FSM) notifyAlarms() {
+	if f.onAlarms != nil {
+		f.onAlarms(f.shard)
+	}
+}
+
+// UseSQL gives the state machine the SQL engine that runs sql ops. It is
+// called once, before Raft starts applying.
+func (f *FSM) UseSQL(s objectstore.SQL) { f.sql = s }
 
 var (
 	_ raft.FSM         = (*FSM)(nil)
@@ -129,17 +164,17 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 
 	b := f.db.NewIndexedBatch()
+	var resp *Response
 	if cmd.Type == TypeTx && cmd.Header.IdempotencyKey != "" {
-		resp := f.applyIdempotent(b, cmd, l.Index)
-		f.commit(b, l.Index)
-		return resp
-	}
-	resp := f.apply(b, cmd, l.Index)
-	if resp.Err != nil {
+		resp = f.applyIdempotent(b, cmd, l.Index)
+	} else if resp = f.apply(b, cmd, l.Index); resp.Err != nil {
 		// Nothing of a failed command is applied; only its index is recorded.
 		b.Reset()
 	}
 	f.commit(b, l.Index)
+	if resp.Err == nil && touchesAlarms(cmd) {
+		f.notifyAlarms()
+	}
 	return resp
 }
 
@@ -190,11 +225,22 @@ func (f *FSM) apply(b *pebble.Batch, cmd *Command, index uint64) *Response {
 	switch cmd.Type {
 	case TypeTx:
 		obj := objectstore.Object{Shard: f.shard, Namespace: cmd.Namespace, Name: cmd.Object}
-		res, err := objectstore.Exec(b, b, obj, cmd.Tx, index)
+		res, err := objectstore.Exec(b, b, obj, cmd.Tx, index, f.execEnv(cmd, index))
 		return f.response(res, err, index)
 	case TypeSetNamespace:
-		if err := objectstore.PutNamespaceConfig(b, f.shard, cmd.Namespace, *cmd.NamespaceConfig); err != nil {
+		c := *cmd.NamespaceConfig
+		if c.Version == 0 {
+			c.Version = index
+		}
+		if _, err := objectstore.PutNamespaceConfig(b, b, f.shard, cmd.Namespace, c); err != nil {
 			f.fatal(index, err)
+		}
+		return &Response{Tx: &objectstore.TxResult{Version: c.Version}}
+	case TypeAlarmUpdate:
+		for _, u := range cmd.AlarmUpdates {
+			if _, err := objectstore.ApplyAlarmUpdate(b, b, f.shard, u); err != nil {
+				f.fatal(index, err)
+			}
 		}
 		return &Response{}
 	case TypeExpireIdempotency:
@@ -204,6 +250,19 @@ func (f *FSM) apply(b *pebble.Batch, cmd *Command, index uint64) *Response {
 		return &Response{}
 	}
 	panic(fmt.Sprintf("fsm: shard %d: entry %d: no apply for %v", f.shard, index, cmd.Type))
+}
+
+// execEnv fixes what SQL sees for cmd: the proposer's clock, a seed mixed
+// from the proposer's and the log position, and the size limit.
+func (f *FSM) execEnv(cmd *Command, index uint64) objectstore.ExecEnv {
+	return objectstore.ExecEnv{
+		SQL: f.sql,
+		SQLEnv: objectstore.SQLEnv{
+			NowMillis: cmd.Header.NowMillis,
+			Seed:      cmd.Header.Seed ^ (index * 0x9E3779B97F4A7C15),
+			MaxBytes:  cmd.Header.MaxObjectBytes,
+		},
+	}
 }
 
 // response turns the outcome of an objectstore call into a Response. A

@@ -25,6 +25,11 @@ var sentinels = []error{
 	objectstore.ErrInvalidArgument,
 	objectstore.ErrTooLarge,
 	objectstore.ErrIdempotencyMismatch,
+	objectstore.ErrSQL,
+	objectstore.ErrSQLForbidden,
+	objectstore.ErrSQLTransactionControl,
+	objectstore.ErrSQLTimeout,
+	objectstore.ErrSQLFull,
 }
 
 func encodeResponse(r *Response) ([]byte, error) {
@@ -50,6 +55,8 @@ func encodeResponse(r *Response) ([]byte, error) {
 	b = append(b, 0)
 	tx := r.Tx
 	b = wire.AppendUvarint(b, tx.Version)
+	b = wire.AppendBool(b, tx.HasSQL)
+	b = wire.AppendVarint(b, tx.SQLSize)
 	b = wire.AppendUvarint(b, uint64(len(tx.Results)))
 	for _, res := range tx.Results {
 		b = append(b, byte(res.Kind))
@@ -63,9 +70,41 @@ func encodeResponse(r *Response) ([]byte, error) {
 		case objectstore.OpList:
 			b = appendEntries(b, res.List.Entries)
 			b = wire.AppendString(b, res.List.Cursor)
+		case objectstore.OpSQL:
+			b = appendSQLResult(b, res.SQL)
+		case objectstore.OpGetAlarm:
+			b = wire.AppendBool(b, res.HasAlarm)
+			b = wire.AppendVarint(b, res.ScheduledTime)
 		}
 	}
 	return b, nil
+}
+
+func appendSQLResult(b []byte, r *objectstore.SQLResult) []byte {
+	b = wire.AppendUvarint(b, uint64(len(r.Columns)))
+	for _, c := range r.Columns {
+		b = wire.AppendString(b, c)
+	}
+	b = wire.AppendUvarint(b, uint64(len(r.Rows)))
+	for _, row := range r.Rows {
+		b = appendSQLValues(b, row)
+	}
+	b = wire.AppendVarint(b, r.RowsRead)
+	return wire.AppendVarint(b, r.RowsWritten)
+}
+
+func readSQLResult(d *wire.Decoder) *objectstore.SQLResult {
+	r := &objectstore.SQLResult{Columns: make([]string, d.Count(1))}
+	for i := range r.Columns {
+		r.Columns[i] = d.String()
+	}
+	r.Rows = make([][]objectstore.SQLValue, d.Count(1))
+	for i := range r.Rows {
+		r.Rows[i] = readSQLValues(d)
+	}
+	r.RowsRead = d.Varint()
+	r.RowsWritten = d.Varint()
+	return r
 }
 
 func appendEntries(b []byte, es []objectstore.Entry) []byte {
@@ -110,7 +149,7 @@ func decodeResponse(b []byte) (*Response, error) {
 		}
 		r.Err = &objectstore.Error{Err: sentinels[code], Detail: detail, Condition: cond}
 	case 0:
-		tx := &objectstore.TxResult{Version: d.Uvarint()}
+		tx := &objectstore.TxResult{Version: d.Uvarint(), HasSQL: d.Bool(), SQLSize: d.Varint()}
 		tx.Results = make([]objectstore.OpResult, d.Count(1))
 		for i := range tx.Results {
 			res := &tx.Results[i]
@@ -124,7 +163,12 @@ func decodeResponse(b []byte) (*Response, error) {
 				res.Number = d.String()
 			case objectstore.OpList:
 				res.List = &objectstore.ListResult{Entries: readEntries(d), Cursor: d.String()}
-			case objectstore.OpDeleteAll:
+			case objectstore.OpSQL:
+				res.SQL = readSQLResult(d)
+			case objectstore.OpGetAlarm:
+				res.HasAlarm = d.Bool()
+				res.ScheduledTime = d.Varint()
+			case objectstore.OpDeleteAll, objectstore.OpSetAlarm, objectstore.OpDeleteAlarm:
 			default:
 				d.Fail()
 			}

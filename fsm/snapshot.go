@@ -160,7 +160,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: shard %d: restore: %w", f.shard, err)
 	}
 	f.applied.Store(h.Applied)
+	if f.sql != nil {
+		// Open databases cache pages the restore just replaced.
+		f.sql.ForgetShard(f.shard)
+	}
 	f.ready.Store(true)
+	f.notifyAlarms()
 	f.log.Info("restored from snapshot", "applied", h.Applied)
 	return nil
 }

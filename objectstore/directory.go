@@ -94,6 +94,9 @@ type NamespaceConfig struct {
 	AlarmWebhook    string        // URL alarms are delivered to; empty for none
 	AlarmTimeout    time.Duration // how long one delivery attempt may take
 	AlarmMaxRetries int           // retries after the first attempt before an alarm is dropped
+	// Version orders configurations: every shard keeps a copy (alarm
+	// delivery reads its own), and a copy is replaced only by a newer one.
+	Version uint64
 }
 
 const namespaceConfigVersion = 1
@@ -102,7 +105,8 @@ const namespaceConfigVersion = 1
 func (c *NamespaceConfig) AppendBinary(b []byte) []byte {
 	b = wire.AppendString(b, c.AlarmWebhook)
 	b = wire.AppendVarint(b, int64(c.AlarmTimeout))
-	return wire.AppendVarint(b, int64(c.AlarmMaxRetries))
+	b = wire.AppendVarint(b, int64(c.AlarmMaxRetries))
+	return wire.AppendUvarint(b, c.Version)
 }
 
 // ReadNamespaceConfig reads what AppendBinary wrote.
@@ -111,6 +115,7 @@ func ReadNamespaceConfig(d *wire.Decoder) NamespaceConfig {
 		AlarmWebhook:    d.String(),
 		AlarmTimeout:    time.Duration(d.Varint()),
 		AlarmMaxRetries: int(d.Varint()),
+		Version:         d.Uvarint(),
 	}
 }
 
@@ -126,10 +131,19 @@ func decodeNamespaceConfig(b []byte) (NamespaceConfig, error) {
 	return c, nil
 }
 
-// PutNamespaceConfig writes ns's configuration into shard, the shard that
-// placement.NamespaceShard names for it.
-func PutNamespaceConfig(w *pebble.Batch, shard uint32, ns string, c NamespaceConfig) error {
-	return w.Set(namespaceKey(shard, ns), c.AppendBinary([]byte{namespaceConfigVersion}), nil)
+// PutNamespaceConfig writes shard's copy of ns's configuration unless the
+// copy it holds is as new or newer (by Version), and reports whether it
+// wrote. The copy in the shard placement.NamespaceShard names is the one
+// clients read.
+func PutNamespaceConfig(r pebble.Reader, w *pebble.Batch, shard uint32, ns string, c NamespaceConfig) (bool, error) {
+	cur, found, err := GetNamespaceConfig(r, shard, ns)
+	if err != nil {
+		return false, err
+	}
+	if found && cur.Version >= c.Version {
+		return false, nil
+	}
+	return true, w.Set(namespaceKey(shard, ns), c.AppendBinary([]byte{namespaceConfigVersion}), nil)
 }
 
 // GetNamespaceConfig reads ns's configuration from shard. found is false when

@@ -1,6 +1,7 @@
 package objectstore
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
@@ -49,8 +50,16 @@ const (
 	OpDelete    OpKind = 3
 	OpIncr      OpKind = 4
 	OpList      OpKind = 5
-	OpDeleteAll OpKind = 6
+	OpDeleteAll   OpKind = 6
+	OpSQL         OpKind = 7
+	OpGetAlarm    OpKind = 8
+	OpSetAlarm    OpKind = 9
+	OpDeleteAlarm OpKind = 10
 )
+
+// MaxAlarmTime is the latest time an alarm may be set for: the last
+// millisecond of year 9999.
+const MaxAlarmTime = 253402300799999
 
 // Entry is a key with a value, as written by put or read by get and list.
 type Entry struct {
@@ -68,12 +77,24 @@ type Op struct {
 	List ListOptions // OpList
 	// Alarm, for OpDeleteAll, also deletes the object's alarm.
 	Alarm bool
+	SQL   SQLStatement // OpSQL
+	// ScheduledTime is when OpSetAlarm's alarm fires (ms since the epoch).
+	ScheduledTime int64
 }
 
-// Writes reports whether the op changes state.
+// SQL limits, as in Durable Objects; the engine enforces the same ones, and
+// these are checked before proposing.
+const (
+	MaxSQLBytes      = 100000  // one statement's text
+	MaxSQLParams     = 100     // bound parameters of one statement
+	MaxSQLValueBytes = 2000000 // one string or blob
+)
+
+// Writes reports whether the op changes state. An sql op may or may not:
+// only running it tells (see Tx.HasSQL).
 func (op *Op) Writes() bool {
 	switch op.Kind {
-	case OpPut, OpDelete, OpIncr, OpDeleteAll:
+	case OpPut, OpDelete, OpIncr, OpDeleteAll, OpSetAlarm, OpDeleteAlarm:
 		return true
 	}
 	return false
@@ -86,8 +107,9 @@ type Tx struct {
 	Ops []Op
 }
 
-// Writes reports whether any op of tx changes state. A tx that does not is a
-// read and never goes through Raft.
+// Writes reports whether any op of tx other than sql ops changes state. A
+// tx that does not, and has no sql op, is a read and never goes through
+// Raft.
 func (tx *Tx) Writes() bool {
 	for i := range tx.Ops {
 		if tx.Ops[i].Writes() {
@@ -97,6 +119,18 @@ func (tx *Tx) Writes() bool {
 	return false
 }
 
+// HasSQL reports whether tx has an sql op, and whether it has any other op.
+func (tx *Tx) HasSQL() (sql, other bool) {
+	for i := range tx.Ops {
+		if tx.Ops[i].Kind == OpSQL {
+			sql = true
+		} else {
+			other = true
+		}
+	}
+	return sql, other
+}
+
 // OpResult is what one op produced.
 type OpResult struct {
 	Kind    OpKind
@@ -104,6 +138,10 @@ type OpResult struct {
 	Count   int         // OpPut: keys written; OpDelete: keys that existed
 	Number  string      // OpIncr: the new value as a JSON number
 	List    *ListResult // OpList
+	SQL     *SQLResult  // OpSQL
+	// OpGetAlarm: the alarm's scheduled time, if HasAlarm.
+	HasAlarm      bool
+	ScheduledTime int64
 }
 
 // TxResult is what a transaction produced: one result per op, and the version
@@ -111,6 +149,17 @@ type OpResult struct {
 type TxResult struct {
 	Results []OpResult
 	Version uint64
+	// SQLSize is the size in bytes of the object's database after the tx,
+	// when it had an sql op (HasSQL).
+	SQLSize int64
+	HasSQL  bool
+}
+
+// ExecEnv is what Exec needs besides storage: the SQL engine, and what the
+// proposer fixed for SQL.
+type ExecEnv struct {
+	SQL    SQL
+	SQLEnv SQLEnv
 }
 
 // ValidateKey checks a key against the API's rules.
@@ -205,8 +254,35 @@ func (tx *Tx) Validate() error {
 				return err
 			}
 		case OpDeleteAll:
+		case OpSQL:
+			if err := op.SQL.Validate(); err != nil {
+				return err
+			}
+		case OpSetAlarm:
+			if op.ScheduledTime < 0 || op.ScheduledTime > MaxAlarmTime {
+				return errorf(ErrInvalidArgument, "op %d: setAlarm: scheduledTime must be milliseconds since 1970 before year 10000", i)
+			}
+		case OpGetAlarm, OpDeleteAlarm:
 		default:
 			return errorf(ErrInvalidArgument, "op %d: unknown op", i)
+		}
+	}
+	return nil
+}
+
+// Validate checks a statement against the SQL limits before it is proposed.
+func (st *SQLStatement) Validate() error {
+	switch {
+	case st.SQL == "":
+		return errorf(ErrInvalidArgument, "sql: the statement is empty")
+	case len(st.SQL) > MaxSQLBytes:
+		return errorf(ErrTooLarge, "sql: a statement is at most %d bytes, got %d", MaxSQLBytes, len(st.SQL))
+	case len(st.Params) > MaxSQLParams:
+		return errorf(ErrTooLarge, "sql: a statement has at most %d parameters, got %d", MaxSQLParams, len(st.Params))
+	}
+	for i, p := range st.Params {
+		if len(p.Text) > MaxSQLValueBytes || len(p.Blob) > MaxSQLValueBytes {
+			return errorf(ErrTooLarge, "sql: parameter %d is larger than %d bytes", i+1, MaxSQLValueBytes)
 		}
 	}
 	return nil
@@ -215,10 +291,11 @@ func (tx *Tx) Validate() error {
 // Exec runs tx on obj. Reads go to r; writes go to w, stamped with version.
 // For a transaction that writes, w must be an indexed batch and r the same
 // batch, so that later ops see earlier ones. For a read-only transaction w may
-// be nil and r should be a consistent view (a snapshot).
+// be nil and r should be a consistent view (a snapshot; for sql ops, the live
+// database: see package sqlstore).
 //
 // On error, w holds some of tx's writes and the caller must discard it.
-func Exec(r pebble.Reader, w *pebble.Batch, obj Object, tx *Tx, version uint64) (*TxResult, error) {
+func Exec(r pebble.Reader, w *pebble.Batch, obj Object, tx *Tx, version uint64, env ExecEnv) (*TxResult, error) {
 	if err := tx.Validate(); err != nil {
 		return nil, err
 	}
@@ -234,6 +311,27 @@ func Exec(r pebble.Reader, w *pebble.Batch, obj Object, tx *Tx, version uint64) 
 			return nil, &Error{Err: ErrPreconditionFailed, Detail: c.describe(v, found), Condition: i}
 		}
 	}
+	x := &execution{r: r, w: w, obj: obj, env: env}
+	res, err := x.run(tx, version)
+	if err != nil {
+		x.rollback()
+		return nil, err
+	}
+	return res, nil
+}
+
+// execution is the state of one Exec: the SQL session, opened by the first
+// sql op and committed once every op has succeeded.
+type execution struct {
+	r    pebble.Reader
+	w    *pebble.Batch
+	obj  Object
+	env  ExecEnv
+	sess SQLSession
+}
+
+func (x *execution) run(tx *Tx, version uint64) (*TxResult, error) {
+	r, w, obj := x.r, x.w, x.obj
 	res := &TxResult{Results: make([]OpResult, len(tx.Ops)), Version: version}
 	for i := range tx.Ops {
 		op := &tx.Ops[i]
@@ -252,13 +350,68 @@ func Exec(r pebble.Reader, w *pebble.Batch, obj Object, tx *Tx, version uint64) 
 		case OpList:
 			out.List, err = List(r, obj, op.List)
 		case OpDeleteAll:
-			err = DeleteAll(w, obj, op.Alarm)
+			err = x.deleteAll(op.Alarm)
+		case OpSQL:
+			out.SQL, err = x.sql(op.SQL)
+		case OpGetAlarm:
+			var a Alarm
+			a, out.HasAlarm, err = GetAlarm(r, obj)
+			out.ScheduledTime = a.ScheduledTime
+		case OpSetAlarm:
+			err = SetAlarm(r, w, obj, Alarm{ScheduledTime: op.ScheduledTime, NextAttempt: op.ScheduledTime})
+		case OpDeleteAlarm:
+			_, err = DeleteAlarm(r, w, obj)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
+	if x.sess != nil {
+		res.HasSQL = true
+		size, err := x.sess.Size()
+		if err != nil {
+			return nil, err
+		}
+		res.SQLSize = size
+		err = x.sess.Commit()
+		x.sess = nil
+		if err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+func (x *execution) sql(st SQLStatement) (*SQLResult, error) {
+	if x.env.SQL == nil {
+		return nil, errorf(ErrInvalidArgument, "sql is not available here")
+	}
+	if x.sess == nil {
+		s, err := x.env.SQL.Begin(x.obj, x.r, x.w, x.env.SQLEnv)
+		if err != nil {
+			return nil, err
+		}
+		x.sess = s
+	}
+	return x.sess.Exec(st)
+}
+
+// deleteAll removes the object's keys and database. An open SQL session is
+// rolled back first: its database is about to disappear, and a session
+// committed after the delete would write pages back.
+func (x *execution) deleteAll(alarm bool) error {
+	x.rollback()
+	if x.env.SQL != nil {
+		x.env.SQL.Forget(x.obj)
+	}
+	return DeleteAll(x.r, x.w, x.obj, alarm)
+}
+
+func (x *execution) rollback() {
+	if x.sess != nil {
+		x.sess.Rollback()
+		x.sess = nil
+	}
 }
 
 func (c Cond) holds(v Value, found bool) bool {
@@ -358,8 +511,11 @@ func deleteMany(r pebble.Reader, w *pebble.Batch, obj Object, keys []string) (in
 
 // DeleteAll removes every key and the SQL database of obj and, if alarm is
 // set, its alarm too.
-func DeleteAll(w *pebble.Batch, obj Object, alarm bool) error {
+func DeleteAll(r pebble.Reader, w *pebble.Batch, obj Object, alarm bool) error {
 	if alarm {
+		if _, err := DeleteAlarm(r, w, obj); err != nil {
+			return err
+		}
 		lo, hi := obj.Span()
 		return w.DeleteRange(lo, hi, nil)
 	}
@@ -378,7 +534,9 @@ func incr(r pebble.Reader, w *pebble.Batch, obj Object, key, by string, version 
 		if !cur.IsJSON() {
 			return "", errorf(ErrNotANumber, "key %q holds %s, not a JSON number", truncate(key), cur.ContentType)
 		}
-		curText = cur.Data
+		// A JSON value may carry insignificant whitespace around the
+		// number (a raw PUT of "5\n" with Content-Type application/json).
+		curText = bytes.Trim(cur.Data, " \t\r\n")
 	}
 	sum, err := addNumbers(curText, []byte(by))
 	if err != nil {

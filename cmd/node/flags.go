@@ -31,6 +31,7 @@ type config struct {
 	TokensFile      string
 	GossipKey       string
 	AllowNoAuth     bool
+	MaxObjectBytes  int64
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -55,6 +56,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.Replicas, "replicas", 3, "replicas per shard (fewer while the cluster is smaller)")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "JSON file of bearer tokens; without it the API needs no token")
 	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip")
+	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 10<<30, "size limit of each object's SQL database, in bytes")
 	fs.BoolVar(&c.AllowNoAuth, "allow-unauthenticated", false, "serve HTTP on a non-loopback address without a tokens file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -123,6 +125,9 @@ func (c *config) validate() error {
 	}
 	if _, err := c.gossipKey(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxObjectBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("-max-object-bytes must be at least 1 MiB, got %d", c.MaxObjectBytes))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, got %q", c.LogFormat))

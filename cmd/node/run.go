@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
+	"github.com/cairndb/cairn/alarms"
 	"github.com/cairndb/cairn/api"
 	"github.com/cairndb/cairn/cluster"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +42,9 @@ func run(ctx context.Context, c config, started chan<- string) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
+	// The scheduler needs the node and the node's state machines notify the
+	// scheduler: the hook finds it once it exists.
+	var sched atomic.Pointer[alarms.Scheduler]
 	node, err := cluster.New(cluster.Config{
 		NodeID:              c.NodeID,
 		DataDir:             c.DataDir,
@@ -55,6 +60,11 @@ func run(ctx context.Context, c config, started chan<- string) error {
 		Shards:              c.Shards,
 		Logger:              log,
 		Registerer:          reg,
+		OnAlarmChange: func(shard uint32) {
+			if s := sched.Load(); s != nil {
+				s.Notify(shard)
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -63,8 +73,15 @@ func run(ctx context.Context, c config, started chan<- string) error {
 		return err
 	}
 	defer node.Close()
+	scheduler, err := alarms.New(alarms.Config{Node: node, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	sched.Store(scheduler)
+	scheduler.Start()
+	defer scheduler.Close()
 
-	srv, err := api.New(api.Config{Backend: node, Logger: log, Registry: reg, Tokens: tokens})
+	srv, err := api.New(api.Config{Backend: node, Logger: log, Registry: reg, Tokens: tokens, MaxObjectBytes: c.MaxObjectBytes})
 	if err != nil {
 		return err
 	}
@@ -92,7 +109,7 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	done := make(chan error, 1)
 	go func() {
 		err := hs.Shutdown(stopCtx)
-		done <- errors.Join(err, node.Shutdown(stopCtx))
+		done <- errors.Join(err, scheduler.Close(), node.Shutdown(stopCtx))
 	}()
 	select {
 	case err := <-done:
