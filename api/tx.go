@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-
 )
 
 // tx answers POST …/tx: a transaction that writes goes through Raft; one

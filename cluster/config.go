@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"

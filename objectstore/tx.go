@@ -45,11 +45,11 @@ type OpKind uint8
 
 // The operations of a transaction.
 const (
-	OpGet       OpKind = 1
-	OpPut       OpKind = 2
-	OpDelete    OpKind = 3
-	OpIncr      OpKind = 4
-	OpList      OpKind = 5
+	OpGet         OpKind = 1
+	OpPut         OpKind = 2
+	OpDelete      OpKind = 3
+	OpIncr        OpKind = 4
+	OpList        OpKind = 5
 	OpDeleteAll   OpKind = 6
 	OpSQL         OpKind = 7
 	OpGetAlarm    OpKind = 8
