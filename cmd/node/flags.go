@@ -32,6 +32,7 @@ type config struct {
 	GossipKey       string
 	AllowNoAuth     bool
 	MaxObjectBytes  int64
+	PprofAddr       string
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -56,6 +57,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.Replicas, "replicas", 3, "replicas per shard (fewer while the cluster is smaller)")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "JSON file of bearer tokens; without it the API needs no token")
 	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this (loopback) address; empty: off")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 10<<30, "size limit of each object's SQL database, in bytes")
 	fs.BoolVar(&c.AllowNoAuth, "allow-unauthenticated", false, "serve HTTP on a non-loopback address without a tokens file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -125,6 +127,9 @@ func (c *config) validate() error {
 	}
 	if _, err := c.gossipKey(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.PprofAddr != "" && !isLoopback(c.PprofAddr) {
+		errs = append(errs, fmt.Errorf("-pprof-addr %s must be a loopback address", c.PprofAddr))
 	}
 	if c.MaxObjectBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("-max-object-bytes must be at least 1 MiB, got %d", c.MaxObjectBytes))

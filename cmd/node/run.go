@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	gossipKey, err := c.gossipKey()
 	if err != nil {
 		return err
+	}
+	if c.PprofAddr != "" {
+		go servePprof(c.PprofAddr, log)
 	}
 	reg := prometheus.NewRegistry()
 	// The scheduler needs the node and the node's state machines notify the
@@ -134,4 +138,18 @@ func newLogger(c config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// servePprof serves Go's profiler on a loopback address, for performance
+// work.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	log.Info("serving pprof", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Warn("pprof server stopped", "error", err)
+	}
 }
