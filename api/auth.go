@@ -59,6 +59,9 @@ func ParseTokens(b []byte) (*Tokens, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("api: tokens file: %w", err)
 	}
+	if rest := strings.TrimSpace(string(b[dec.InputOffset():])); rest != "" {
+		return nil, fmt.Errorf("api: tokens file: unexpected data after the JSON object")
+	}
 	if len(f.Tokens) == 0 {
 		return nil, fmt.Errorf("api: tokens file lists no tokens")
 	}
@@ -94,7 +97,8 @@ func writes(r *http.Request, req *request) bool {
 	case http.MethodGet, http.MethodHead:
 		return false
 	case http.MethodPost:
-		return req.route != "tx" && req.route != "sql"
+		// unique-id writes nothing; tx and sql are judged once parsed.
+		return req.route != "tx" && req.route != "sql" && req.route != "unique-id"
 	}
 	return true
 }
@@ -108,7 +112,9 @@ func (s *Server) authorize(r *http.Request, req *request) (*http.Request, error)
 		return r, nil
 	}
 	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
+	// The scheme is case-insensitive (RFC 9110, 11.1): "bearer" is Bearer.
+	scheme, token, ok := strings.Cut(auth, " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer")
 	if !ok || token == "" {
 		return r, newError(http.StatusUnauthorized, codeUnauthorized, "this node requires Authorization: Bearer <token>")
 	}

@@ -163,9 +163,12 @@ const (
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	req, err := s.parse(r)
+	// The token is checked before the path is judged, so that a client
+	// without one learns nothing about which paths exist.
+	req, parseErr := s.parse(r)
+	r, err := s.authorize(r, req)
 	if err == nil {
-		r, err = s.authorize(r, req)
+		err = parseErr
 	}
 	if err == nil {
 		err = s.readRequest(r, req)
@@ -340,6 +343,16 @@ func printableASCII(s string) bool {
 	return true
 }
 
+// allowedMethods is the Allow header of a 405 answer, by route.
+var allowedMethods = map[string]string{
+	"healthz": "GET, HEAD", "readyz": "GET, HEAD", "metrics": "GET, HEAD", "cluster": "GET",
+	"namespaces": "GET", "namespace": "GET, PUT", "unique-id": "POST", "objects": "GET",
+	"alarms": "GET", "object": "DELETE", "list": "GET", "kv": "GET, HEAD, PUT, DELETE",
+	"tx": "POST", "sql": "POST", "alarm": "GET, HEAD, PUT, DELETE",
+	"internal-objects": "GET", "internal-namespaces": "GET", "internal-alarms": "GET",
+	"internal-namespace-config": "PUT",
+}
+
 // dispatch calls the handler of req's route for r's method; a request that
 // concerns one shard is served by that shard's leader.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) error {
@@ -349,7 +362,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) 
 		h = s.healthz
 	case "readyz GET", "readyz HEAD":
 		h = s.readyz
-	case "metrics GET":
+	case "metrics GET", "metrics HEAD":
 		h = s.serveMetrics
 	case "cluster GET":
 		h = s.clusterStatus
@@ -394,6 +407,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) 
 	case "alarms GET":
 		h = s.listAlarms
 	default:
+		w.Header().Set("Allow", allowedMethods[req.route])
 		return newError(http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed on this endpoint")
 	}
 	if req.sharded {
