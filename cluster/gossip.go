@@ -219,8 +219,11 @@ func (n *Node) startGossip() error {
 	c.Logger = logging.StdLog(g.log, slog.LevelDebug)
 	c.Delegate = g
 	c.Events = g
+	// memberlist calls the delegate from its own goroutines as soon as
+	// Create starts them, before g.ml is set: count members from the events
+	// this node has seen instead.
 	g.queue = &memberlist.TransmitLimitedQueue{
-		NumNodes:       func() int { return g.ml.NumMembers() },
+		NumNodes:       g.numAlive,
 		RetransmitMult: c.RetransmitMult,
 	}
 	ml, err := memberlist.Create(c)
@@ -230,6 +233,19 @@ func (n *Node) startGossip() error {
 	g.ml = ml
 	n.gossip = g
 	return nil
+}
+
+// numAlive counts the members last seen alive.
+func (g *gossip) numAlive() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	n := 0
+	for _, m := range g.members {
+		if m.State == StateAlive {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 // addr returns the address other nodes gossip with this one on.
