@@ -47,6 +47,10 @@ type Backend interface {
 	Status(ctx context.Context) (cluster.Status, error)
 	// Route says where requests for shard go.
 	Route(shard uint32) cluster.Route
+	// Drain starts moving this node's replicas and leaderships away.
+	Drain(ctx context.Context) error
+	// RemoveNode declares a dead node gone for good.
+	RemoveNode(id string) error
 	// Ready reports whether every shard this node hosts has a leader.
 	Ready() bool
 }
@@ -147,6 +151,7 @@ type request struct {
 	sharded bool   // the request concerns shard and is served by its leader
 	body    []byte // the whole body, read up front so it can be forwarded
 	idemKey string // the Idempotency-Key header, if any
+	node    string // the node id of /v1/cluster/nodes/{id}
 }
 
 type handlerFunc func(http.ResponseWriter, *http.Request, *request) error
@@ -205,6 +210,23 @@ func (s *Server) parse(r *http.Request) (*request, error) {
 	}
 	if rest, ok := strings.CutPrefix(p, "/v1/internal/shards/"); ok {
 		return s.parseInternal(req, rest)
+	}
+	if rest, ok := strings.CutPrefix(p, "/v1/cluster/nodes/"); ok {
+		id, action, _ := strings.Cut(rest, "/")
+		node, err := unescapeSegment(id, "the node id", codeInvalidName)
+		if err != nil {
+			return req, err
+		}
+		req.node = node
+		switch action {
+		case "":
+			req.route = "cluster-node"
+		case "drain":
+			req.route = "cluster-node-drain"
+		default:
+			return req, newError(http.StatusNotFound, codeNotFound, "no such endpoint: "+truncate(p))
+		}
+		return req, nil
 	}
 	rest, ok := strings.CutPrefix(p, "/v1/ns/")
 	if !ok {
@@ -350,7 +372,7 @@ var allowedMethods = map[string]string{
 	"alarms": "GET", "object": "DELETE", "list": "GET", "kv": "GET, HEAD, PUT, DELETE",
 	"tx": "POST", "sql": "POST", "alarm": "GET, HEAD, PUT, DELETE",
 	"internal-objects": "GET", "internal-namespaces": "GET", "internal-alarms": "GET",
-	"internal-namespace-config": "PUT",
+	"internal-namespace-config": "PUT", "cluster-node": "DELETE", "cluster-node-drain": "POST",
 }
 
 // dispatch calls the handler of req's route for r's method; a request that
@@ -366,6 +388,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, req *request) 
 		h = s.serveMetrics
 	case "cluster GET":
 		h = s.clusterStatus
+	case "cluster-node DELETE":
+		h = s.removeNode
+	case "cluster-node-drain POST":
+		h = s.drainNode
 	case "namespaces GET":
 		h = s.listNamespaces
 	case "namespace GET":

@@ -66,6 +66,8 @@ type Config struct {
 	GossipKey []byte
 	// Gossip tunes memberlist.
 	Gossip GossipConfig
+	// Rebalance tunes moving replicas as members join, leave and die.
+	Rebalance RebalanceConfig
 	// NewSQL, if set, makes the SQL engine over the node's Pebble database
 	// (package sqlstore's); without it sql ops fail.
 	NewSQL func(db *pebble.DB) (SQLEngine, error)

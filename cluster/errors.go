@@ -22,6 +22,11 @@ var (
 	ErrShardNotReady = errors.New("cluster: the shard is not ready")
 	// ErrClosed means the node is shutting down.
 	ErrClosed = errors.New("cluster: node is closed")
+	// ErrNodeAlive means a node cannot be removed because it is alive:
+	// drain it instead.
+	ErrNodeAlive = errors.New("cluster: the node is alive; drain it instead of removing it")
+	// ErrUnknownNode means no member has that id.
+	ErrUnknownNode = errors.New("cluster: no such node")
 	// ErrDataDir means the data directory cannot be used.
 	ErrDataDir = errors.New("cluster: unusable data directory")
 )

@@ -41,6 +41,9 @@ type memberMeta struct {
 	Shards       int    `json:"s"`
 	// BootMembers is the member set this node bootstrapped over.
 	BootMembers []string `json:"m,omitempty"`
+	// Draining is set while the node is being drained: it is no longer
+	// eligible to hold replicas.
+	Draining bool `json:"d,omitempty"`
 }
 
 const metaVersion = 1
@@ -68,6 +71,9 @@ type shardState struct {
 	Seq    uint64            // increases with every change the node makes
 	Hosted []uint32          // shards the node holds a replica of
 	Led    map[uint32]uint64 // shards it leads → the term it leads in
+	// Removed lists nodes an operator declared gone for good through this
+	// node (DELETE /v1/cluster/nodes/{id}); every node unions them.
+	Removed []string
 }
 
 const shardStateVersion = 1
@@ -89,6 +95,10 @@ func appendShardState(b []byte, s *shardState) []byte {
 		b = wire.AppendUvarint(b, uint64(id))
 		b = wire.AppendUvarint(b, s.Led[id])
 	}
+	b = wire.AppendUvarint(b, uint64(len(s.Removed)))
+	for _, id := range s.Removed {
+		b = wire.AppendString(b, id)
+	}
 	return b
 }
 
@@ -101,6 +111,10 @@ func readShardState(d *wire.Decoder) *shardState {
 	for n := d.Count(2); n > 0; n-- {
 		id := uint32(d.Uvarint())
 		s.Led[id] = d.Uvarint()
+	}
+	s.Removed = make([]string, d.Count(1))
+	for i := range s.Removed {
+		s.Removed[i] = d.String()
 	}
 	return s
 }
@@ -173,9 +187,10 @@ func (n *Node) startGossip() error {
 			Expect:       n.cfg.BootstrapExpect,
 			Shards:       n.state.Shards,
 			BootMembers:  n.state.BootMembers,
+			Draining:     n.state.Draining,
 		},
 	}
-	g.states[n.cfg.NodeID] = &shardState{Node: n.cfg.NodeID, Led: map[uint32]uint64{}}
+	g.states[n.cfg.NodeID] = &shardState{Node: n.cfg.NodeID, Led: map[uint32]uint64{}, Removed: n.state.Removed}
 
 	c := memberlist.DefaultLANConfig()
 	c.Name = n.cfg.NodeID
@@ -275,6 +290,48 @@ func (g *gossip) join(addrs []string, stop <-chan struct{}) {
 	}
 }
 
+// setDraining records in the node's metadata whether it is draining and
+// gossips it.
+func (g *gossip) setDraining(on bool) {
+	g.mu.Lock()
+	g.meta.Draining = on
+	g.mu.Unlock()
+	if err := g.ml.UpdateNode(5 * time.Second); err != nil {
+		g.log.Warn("gossiping the draining flag failed; it spreads with the next push/pull", "error", err)
+	}
+}
+
+// remove declares node id gone for good and gossips it.
+func (g *gossip) remove(id string) {
+	g.mu.Lock()
+	own := g.states[g.n.cfg.NodeID]
+	if slices.Contains(own.Removed, id) {
+		g.mu.Unlock()
+		return
+	}
+	s := &shardState{Node: own.Node, Seq: own.Seq + 1, Hosted: own.Hosted, Led: own.Led,
+		Removed: append(slices.Clone(own.Removed), id)}
+	g.states[s.Node] = s
+	g.mu.Unlock()
+	if err := g.n.updateState(func(st *nodeState) { st.Removed = s.Removed }); err != nil {
+		g.log.Warn("saving the removed node failed", "node", id, "error", err)
+	}
+	g.broadcast(s)
+}
+
+// removedSet returns every node any member declared removed.
+func (g *gossip) removedSet() map[string]bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := map[string]bool{}
+	for _, s := range g.states {
+		for _, id := range s.Removed {
+			out[id] = true
+		}
+	}
+	return out
+}
+
 // setBootstrapped records in the node's metadata that it has bootstrapped
 // (over members, or joined a running cluster when nil) and gossips it.
 func (g *gossip) setBootstrapped(members []string) {
@@ -295,9 +352,14 @@ func (g *gossip) publish(hosted []uint32, led map[uint32]uint64) {
 		g.mu.Unlock()
 		return
 	}
-	s := &shardState{Node: own.Node, Seq: own.Seq + 1, Hosted: hosted, Led: led}
+	s := &shardState{Node: own.Node, Seq: own.Seq + 1, Hosted: hosted, Led: led, Removed: own.Removed}
 	g.states[s.Node] = s
 	g.mu.Unlock()
+	g.broadcast(s)
+}
+
+// broadcast queues this node's state for gossip.
+func (g *gossip) broadcast(s *shardState) {
 	msg := encodeShardStates([]*shardState{s})
 	// A broadcast travels in one UDP packet; a state too big for it spreads
 	// through push/pull (TCP) instead.

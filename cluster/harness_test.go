@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -97,12 +98,20 @@ type testCluster struct {
 	mu     sync.Mutex
 	nodes  map[string]*Node
 	ids    []string
+	// rebalance is the rebalancing tuning every node starts with.
+	rebalance RebalanceConfig
 }
 
 func newTestCluster(t *testing.T, size, shards int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, size, shards, RebalanceConfig{Disabled: true})
+}
+
+// newTestClusterWith starts a cluster whose nodes rebalance as rb says.
+func newTestClusterWith(t *testing.T, size, shards int, rb RebalanceConfig) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, shards: shards, net: newFaultNet(), dirs: map[string]string{},
-		addrs: map[string][2]string{}, nodes: map[string]*Node{}}
+		addrs: map[string][2]string{}, nodes: map[string]*Node{}, rebalance: rb}
 	for i := 1; i <= size; i++ {
 		id := fmt.Sprintf("n%d", i)
 		c.ids = append(c.ids, id)
@@ -152,6 +161,7 @@ func (c *testCluster) start(id string, expect int, join []string, raftAddr, goss
 		Shards:          c.shards,
 		Raft:            fastRaft(),
 		Gossip:          fastGossip(),
+		Rebalance:       c.rebalance,
 		Logger:          testLogger(c.t),
 		Dial:            c.net.dialer(id),
 	})
@@ -169,6 +179,15 @@ func (c *testCluster) start(id string, expect int, join []string, raftAddr, goss
 	c.nodes[id] = n
 	c.mu.Unlock()
 	return n
+}
+
+// join starts a new node that joins the running cluster.
+func (c *testCluster) join(id string) *Node {
+	c.t.Helper()
+	seed := c.running()[0].GossipAddr()
+	c.ids = append(c.ids, id)
+	c.dirs[id] = c.t.TempDir()
+	return c.start(id, 3, []string{seed}, "", "")
 }
 
 // stop closes node id (a crash as far as the others can tell).
@@ -236,10 +255,16 @@ func (c *testCluster) waitReady() {
 }
 
 // waitLeader waits until exactly one running node leads shard and every
-// running replica agrees, and returns it.
+// running member of its configuration agrees, and returns it.
 func (c *testCluster) waitLeader(shard uint32) *Node {
 	c.t.Helper()
 	var leader *Node
+	var why string
+	defer func() {
+		if c.t.Failed() && why != "" {
+			c.t.Logf("shard %d: %s", shard, why)
+		}
+	}()
 	waitFor(c.t, fmt.Sprintf("a leader of shard %d", shard), func() bool {
 		leader = nil
 		for _, n := range c.running() {
@@ -249,16 +274,25 @@ func (c *testCluster) waitLeader(shard uint32) *Node {
 			}
 			if s.IsLeader() {
 				if leader != nil {
+					why = "two leaders: " + leader.NodeID() + " and " + n.NodeID()
 					return false
 				}
 				leader = n
 			}
 		}
 		if leader == nil {
+			why = "no leader"
 			return false
 		}
+		st, err := leader.ShardStatus(shard)
+		if err != nil {
+			why = err.Error()
+			return false
+		}
+		members := append(slices.Clone(st.Voters), st.NonVoters...)
 		for _, n := range c.running() {
-			if s := n.Shard(shard); s != nil && s.Leader() != leader.NodeID() {
+			if s := n.Shard(shard); s != nil && slices.Contains(members, n.NodeID()) && s.Leader() != leader.NodeID() {
+				why = fmt.Sprintf("%s thinks the leader is %q, not %s", n.NodeID(), s.Leader(), leader.NodeID())
 				return false
 			}
 		}

@@ -19,8 +19,8 @@ import (
 //
 //	'C' channel:u8 shard:u32be
 //
-// The only channel today is chanRaft: hashicorp/raft's NetworkTransport
-// protocol for one shard's group. A node runs one listener however many
+// chanRaft carries hashicorp/raft's NetworkTransport protocol for one
+// shard's group; chanControl the node-to-node requests of control.go. A node runs one listener however many
 // shards it hosts; each shard's transport sees an ordinary StreamLayer.
 const (
 	muxMagic      = 'C'
@@ -42,6 +42,8 @@ type Mux struct {
 
 	// dial opens connections; tests replace it to cut links.
 	dial func(network, address string, timeout time.Duration) (net.Conn, error)
+	// control serves connections of the control channel.
+	control func(net.Conn)
 
 	wg sync.WaitGroup
 }
@@ -94,6 +96,10 @@ func (m *Mux) route(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
+	if hdr[0] == muxMagic && hdr[1] == chanControl && m.control != nil {
+		m.control(conn)
+		return
+	}
 	if hdr[0] != muxMagic || hdr[1] != chanRaft {
 		m.log.Warn("dropping a connection with an unknown header", "remote", conn.RemoteAddr().String(), "header", fmt.Sprintf("%x", hdr))
 		conn.Close()

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cairndb/cairn/fsm"
 	"github.com/cairndb/cairn/internal/logging"
@@ -43,6 +44,10 @@ type Node struct {
 
 	gossip *gossip
 	sql    SQLEngine
+	rb     *rebalancer
+	// started is when Start began: members not heard of since count as
+	// dead since then.
+	started time.Time
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -72,6 +77,10 @@ type nodeState struct {
 	// BootMembers is the member set the cluster bootstrapped over, gossiped
 	// so that a member that missed the moment bootstraps over the same set.
 	BootMembers []string `json:"bootMembers,omitempty"`
+	// Draining is set once the node was asked to drain.
+	Draining bool `json:"draining,omitempty"`
+	// Removed lists nodes declared gone for good through this node.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // New returns a node for cfg. It does no I/O; Start does.
@@ -96,6 +105,7 @@ func New(cfg Config) (*Node, error) {
 // hosts, bootstrapping them on the node's first start. On error, whatever it
 // opened is closed again.
 func (n *Node) Start() (err error) {
+	n.started = time.Now()
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -139,6 +149,7 @@ func (n *Node) Start() (err error) {
 	if n.cfg.Dial != nil {
 		n.mux.dial = n.cfg.Dial
 	}
+	n.mux.control = n.serveControl
 	go func() {
 		defer close(n.muxDone)
 		n.mux.Serve()
@@ -170,6 +181,14 @@ func (n *Node) Start() (err error) {
 	n.goBackground(n.watchLeaders)
 	n.goBackground(n.rememberPeers)
 	n.goBackground(n.collectIdempotency)
+	n.rb = newRebalancer(n)
+	if n.cfg.Registerer != nil {
+		if err := n.cfg.Registerer.Register(n.rb.moved); err != nil {
+			return err
+		}
+	}
+	n.goBackground(n.rb.run)
+	n.goBackground(n.collectOrphans)
 	if join := append(slices.Clone(n.cfg.Join), n.state.Peers...); len(join) > 0 {
 		n.goBackground(func() { n.gossip.join(join, n.stop) })
 	} else {
@@ -452,6 +471,9 @@ type ShardStatus struct {
 	Voters       []string
 	NonVoters    []string
 	AppliedIndex uint64
+	// Move is the rebalancing step in progress, if this node leads the
+	// shard and is moving a replica.
+	Move string
 }
 
 // ShardStatus returns what this node knows of a shard it hosts.
@@ -461,6 +483,9 @@ func (n *Node) ShardStatus(id uint32) (ShardStatus, error) {
 		return ShardStatus{}, ErrUnknownShard
 	}
 	st := ShardStatus{ID: id, Leader: s.Leader(), AppliedIndex: s.fsm.Applied()}
+	if n.rb != nil {
+		st.Move = n.rb.move(id)
+	}
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return st, leadershipError(err)

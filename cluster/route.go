@@ -131,6 +131,7 @@ type NodeStatus struct {
 	RaftAddr   string
 	GossipAddr string
 	State      string // alive, suspect, dead or left
+	Draining   bool
 	ShardsHeld int
 	ShardsLed  int
 }
@@ -169,6 +170,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 			RaftAddr:   m.Meta.RaftAddr,
 			GossipAddr: m.GossipAddr,
 			State:      m.State,
+			Draining:   m.Meta.Draining,
 			ShardsHeld: held[m.ID],
 			ShardsLed:  led[m.ID],
 		})

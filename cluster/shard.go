@@ -30,6 +30,8 @@ type Shard struct {
 	logs  *raftboltdb.BoltStore
 	snaps raft.SnapshotStore
 	gate  readGate
+	// opened is when this replica was opened on this node.
+	opened time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -57,7 +59,7 @@ func hasShardState(dataDir string, shard uint32) bool {
 // openShard opens (creating if needed) this node's replica of shard and
 // starts its Raft instance. A half-opened shard is closed again on error.
 func (n *Node) openShard(id uint32) (s *Shard, err error) {
-	s = &Shard{id: id, node: n, dir: shardDir(n.cfg.DataDir, id)}
+	s = &Shard{id: id, node: n, dir: shardDir(n.cfg.DataDir, id), opened: time.Now()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -100,6 +102,13 @@ func (n *Node) openShard(id uint32) (s *Shard, err error) {
 		Stream:                n.mux.Layer(id),
 		MaxPool:               transportPool,
 		Timeout:               transportIO,
+		// 1 turns the pipelining path off. It gains little next to
+		// BatchApplyCh (hashicorp/raft#541), and its sender can block for
+		// good when the pipeline's decoder stops on a broken connection,
+		// which wedges the group's replication to that peer and its
+		// Shutdown: seen here when a link was cut or a peer dropped its
+		// replica.
+		MaxRPCsInFlight: 1,
 	})
 
 	restore, err := s.fsm.NeedsRestore(s.snaps)
@@ -205,8 +214,8 @@ func (s *Shard) propose(ctx context.Context, data []byte) (*fsm.Response, error)
 	s.node.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	switch err := f.Error(); {
 	case err == nil:
-	case errors.Is(err, raft.ErrNotLeader):
-		// The follower loop refused it: it never reached the log.
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it reached the log.
 		return nil, ErrNotLeader
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return nil, ErrOverloaded

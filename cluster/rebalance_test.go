@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cairndb/cairn/placement"
+)
+
+// fastRebalance rebalances quickly, with a dead-node grace of grace.
+func fastRebalance(grace time.Duration) RebalanceConfig {
+	return RebalanceConfig{DeadNodeGrace: grace, Interval: 50 * time.Millisecond, Settle: 300 * time.Millisecond, CatchUpSlack: 5, OrphanAge: 2 * time.Second}
+}
+
+// voters returns the voters of shard in its leader's configuration, sorted.
+func (c *testCluster) voters(shard uint32) []string {
+	c.t.Helper()
+	leader := c.waitLeader(shard)
+	st, err := leader.ShardStatus(shard)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	v := slices.Clone(st.Voters)
+	slices.Sort(v)
+	if len(st.NonVoters) > 0 {
+		return append(v, "+nonvoters")
+	}
+	return v
+}
+
+// waitPlacement waits until every shard's voters are exactly its top-3
+// rendezvous replicas over members, and every running node hosts exactly
+// the shards it is a voter of.
+func (c *testCluster) waitPlacement(members []string) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok := true
+		for shard := uint32(0); shard < uint32(c.shards) && ok; shard++ {
+			want, _ := placement.Replicas(shard, members, 3)
+			want = slices.Clone(want)
+			slices.Sort(want)
+			if got := c.voters(shard); !slices.Equal(got, want) {
+				ok = false
+				if time.Now().After(deadline) {
+					c.t.Fatalf("shard %d: voters %v, want %v", shard, got, want)
+				}
+			}
+			for _, n := range c.running() {
+				if (n.Shard(shard) != nil) != slices.Contains(want, n.NodeID()) {
+					ok = false
+					if time.Now().After(deadline) {
+						c.t.Fatalf("shard %d: %s hosts it: %v; wanted on %v", shard, n.NodeID(), n.Shard(shard) != nil, want)
+					}
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writeAll writes one key per shard and returns them.
+func (c *testCluster) writeAll(tag string) map[uint32]string {
+	c.t.Helper()
+	out := map[uint32]string{}
+	for shard := uint32(0); shard < uint32(c.shards); shard++ {
+		v := fmt.Sprintf("%s-%d", tag, shard)
+		c.put(shard, "o", tag, v)
+		out[shard] = v
+	}
+	return out
+}
+
+// checkAll checks that every running replica holds the values of writeAll.
+func (c *testCluster) checkAll(tag string, want map[uint32]string) {
+	c.t.Helper()
+	for shard, v := range want {
+		c.ensureSameState(shard)
+		for _, n := range c.running() {
+			if n.Shard(shard) == nil {
+				continue
+			}
+			if got, ok := readStale(c.t, n, shard, "o", tag); !ok || got != v {
+				c.t.Fatalf("%s shard %d: %s = %q (%v), want %q", n.NodeID(), shard, tag, got, ok, v)
+			}
+		}
+	}
+}
+
+// configIndexes returns, per shard, the index of the latest configuration
+// its leader knows: it moves only when the configuration changes.
+func (c *testCluster) configIndexes() map[uint32]string {
+	c.t.Helper()
+	out := map[uint32]string{}
+	for shard := uint32(0); shard < uint32(c.shards); shard++ {
+		out[shard] = c.waitLeader(shard).Shard(shard).raft.Stats()["latest_configuration_index"]
+	}
+	return out
+}
+
+func TestJoinRebalancesThreeToFive(t *testing.T) {
+	c := newTestClusterWith(t, 3, 8, fastRebalance(time.Minute))
+	before := c.writeAll("before")
+	c.join("n4")
+	c.join("n5")
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4", "n5"})
+	for _, id := range []string{"n4", "n5"} {
+		if len(c.node(id).shardList()) == 0 {
+			t.Fatalf("%s holds no shard after joining", id)
+		}
+	}
+	c.checkAll("before", before)
+	after := c.writeAll("after")
+	c.checkAll("after", after)
+}
+
+func TestDrainFiveToThree(t *testing.T) {
+	c := newTestClusterWith(t, 3, 8, fastRebalance(time.Minute))
+	c.join("n4")
+	c.join("n5")
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4", "n5"})
+	data := c.writeAll("data")
+	for _, id := range []string{"n4", "n5"} {
+		if err := c.node(id).Drain(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitPlacement([]string{"n1", "n2", "n3"})
+	waitFor(t, "drained nodes to hold nothing", func() bool {
+		return len(c.node("n4").shardList()) == 0 && len(c.node("n5").shardList()) == 0
+	})
+	c.stop("n4")
+	c.stop("n5")
+	c.checkAll("data", data)
+}
+
+func TestDeadNodeIsReplacedAfterGrace(t *testing.T) {
+	c := newTestClusterWith(t, 3, 8, fastRebalance(2*time.Second))
+	c.join("n4")
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4"})
+	data := c.writeAll("data")
+	c.stop("n4")
+	c.waitPlacement([]string{"n1", "n2", "n3"})
+	c.checkAll("data", data)
+}
+
+func TestRemoveDeadNodeAtOnce(t *testing.T) {
+	c := newTestClusterWith(t, 3, 8, fastRebalance(time.Hour))
+	c.join("n4")
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4"})
+	if err := c.node("n1").RemoveNode("n2"); err == nil {
+		t.Fatal("removing an alive node was accepted")
+	}
+	c.stop("n4")
+	waitFor(t, "n4 dead in gossip", func() bool {
+		for _, m := range c.node("n1").gossip.memberList() {
+			if m.ID == "n4" {
+				return m.State == StateDead
+			}
+		}
+		return false
+	})
+	if err := c.node("n1").RemoveNode("n4"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitPlacement([]string{"n1", "n2", "n3"})
+}
+
+func TestRestartsAndFlapsMoveNothing(t *testing.T) {
+	c := newTestClusterWith(t, 3, 8, fastRebalance(30*time.Second))
+	c.join("n4")
+	members := []string{"n1", "n2", "n3", "n4"}
+	c.waitPlacement(members)
+	data := c.writeAll("data")
+	// From here, a rolling restart of every node, then one node flapping
+	// three times, must change no configuration.
+	before := c.configIndexes()
+	for _, id := range members {
+		c.stop(id)
+		c.start(id, 3, nil, "", "")
+		c.waitReady()
+	}
+	for i := 0; i < 3; i++ {
+		c.stop("n2")
+		c.start("n2", 3, nil, "", "")
+	}
+	c.waitReady()
+	c.waitPlacement(members)
+	if after := c.configIndexes(); !maps.Equal(before, after) {
+		t.Fatalf("configurations changed during restarts: before %v, after %v", before, after)
+	}
+	c.checkAll("data", data)
+}
