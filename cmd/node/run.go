@@ -15,6 +15,8 @@ import (
 	"github.com/cairndb/cairn/alarms"
 	"github.com/cairndb/cairn/api"
 	"github.com/cairndb/cairn/cluster"
+	"github.com/cairndb/cairn/sqlstore"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -64,6 +66,9 @@ func run(ctx context.Context, c config, started chan<- string) error {
 		Shards:              c.Shards,
 		Logger:              log,
 		Registerer:          reg,
+		NewSQL: func(*pebble.DB) (cluster.SQLEngine, error) {
+			return sqlstore.New(sqlstore.Config{MaxOpen: c.SQLOpenDBs, Logger: log})
+		},
 		OnAlarmChange: func(shard uint32) {
 			if s := sched.Load(); s != nil {
 				s.Notify(shard)
