@@ -142,6 +142,9 @@ func (n *Node) dropShard(id uint32) error {
 		return errors.New("cluster: refusing to drop a shard this node leads")
 	}
 	n.log.Info("dropping replica", "shard", id)
+	p, r := s.fsm.SnapshotBytes()
+	n.snapBytesDropped[0].Add(p)
+	n.snapBytesDropped[1].Add(r)
 	if err := s.close(); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
 		n.log.Warn("closing a dropped replica", "shard", id, "error", err)
 	}

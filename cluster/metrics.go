@@ -31,17 +31,31 @@ func (m *metrics) register(r prometheus.Registerer, n *Node) error {
 type shardCollector struct{ n *Node }
 
 var (
-	descApplied = prometheus.NewDesc("cairn_shard_applied_index", "Index of the last Raft entry the shard's state machine applied.", []string{"shard"}, nil)
-	descLeader  = prometheus.NewDesc("cairn_shard_is_leader", "1 if this node leads the shard.", []string{"shard"}, nil)
+	descApplied   = prometheus.NewDesc("cairn_shard_applied_index", "Index of the last Raft entry the shard's state machine applied.", []string{"shard"}, nil)
+	descLeader    = prometheus.NewDesc("cairn_shard_is_leader", "1 if this node leads the shard.", []string{"shard"}, nil)
+	descSnapBytes = prometheus.NewDesc("cairn_snapshot_bytes_total", "Bytes of shard snapshots this node persisted or restored (installed) since it started, by direction.", []string{"direction"}, nil)
+	descReplicas  = prometheus.NewDesc("cairn_replicas_hosted", "Shard replicas this node holds.", nil, nil)
 )
 
 func (c shardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descApplied
 	ch <- descLeader
+	ch <- descSnapBytes
+	ch <- descReplicas
 }
 
 func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range c.n.shardList() {
+	shards := c.n.shardList()
+	persisted, restored := c.n.droppedSnapBytes()
+	for _, s := range shards {
+		p, r := s.fsm.SnapshotBytes()
+		persisted += p
+		restored += r
+	}
+	ch <- prometheus.MustNewConstMetric(descSnapBytes, prometheus.CounterValue, float64(persisted), "persisted")
+	ch <- prometheus.MustNewConstMetric(descSnapBytes, prometheus.CounterValue, float64(restored), "restored")
+	ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(len(shards)))
+	for _, s := range shards {
 		id := strconv.FormatUint(uint64(s.id), 10)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(s.fsm.Applied()), id)
 		leader := 0.0

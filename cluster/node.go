@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +49,10 @@ type Node struct {
 	// started is when Start began: members not heard of since count as
 	// dead since then.
 	started time.Time
+	// snapBytesDropped keeps the snapshot byte counts (persisted,
+	// restored) of replicas this node dropped, so the counters never go
+	// back.
+	snapBytesDropped [2]atomic.Uint64
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -370,6 +375,10 @@ func (n *Node) Close() error {
 		}
 	})
 	return n.closeErr
+}
+
+func (n *Node) droppedSnapBytes() (persisted, restored uint64) {
+	return n.snapBytesDropped[0].Load(), n.snapBytesDropped[1].Load()
 }
 
 // NodeID returns this node's id.

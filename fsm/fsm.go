@@ -76,6 +76,15 @@ type FSM struct {
 	// onAlarms, if set, is called after an entry that may have changed the
 	// shard's alarms is committed.
 	onAlarms func(shard uint32)
+	// persisted and restored count the bytes of snapshots this replica
+	// wrote and installed: what moving replicas costs.
+	persisted, restored atomic.Uint64
+}
+
+// SnapshotBytes returns the bytes of snapshots this replica persisted and
+// restored since it was opened.
+func (f *FSM) SnapshotBytes() (persisted, restored uint64) {
+	return f.persisted.Load(), f.restored.Load()
 }
 
 // OnAlarmChange registers fn to be called (on the applying goroutine: it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync/atomic"
 
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
@@ -72,19 +73,45 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("fsm: shard %d: sync before snapshot: %w", f.shard, err)
 	}
 	return &snapshot{
-		snap:   f.db.NewSnapshot(),
-		header: SnapshotHeader{Shard: f.shard, Applied: f.applied.Load()},
+		snap:    f.db.NewSnapshot(),
+		header:  SnapshotHeader{Shard: f.shard, Applied: f.applied.Load()},
+		counter: &f.persisted,
 	}, nil
 }
 
 type snapshot struct {
-	snap   *pebble.Snapshot
-	header SnapshotHeader
+	snap    *pebble.Snapshot
+	header  SnapshotHeader
+	counter *atomic.Uint64 // bytes persisted by this shard's snapshots
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Uint64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(uint64(n))
+	return n, err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(uint64(n))
+	return n, err
 }
 
 // Persist streams the shard's key range from the Pebble snapshot into sink.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
+	if err := s.write(countingWriter{sink, s.counter}); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("fsm: shard %d: persist snapshot: %w", s.header.Shard, err)
 	}
@@ -153,7 +180,7 @@ func (s *snapshot) Release() { _ = s.snap.Close() }
 // it yet.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	h, err := f.restore(bufio.NewReaderSize(rc, 256<<10))
+	h, err := f.restore(bufio.NewReaderSize(countingReader{rc, &f.restored}, 256<<10))
 	if err != nil {
 		// Ready is false only if the restore got as far as replacing state.
 		f.log.Error("restore from snapshot failed; a shard not ready stays unreadable until a restore succeeds", "error", err, "ready", f.Ready())
