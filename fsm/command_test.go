@@ -327,7 +327,7 @@ func TestDecodeTrailingBytes(t *testing.T) {
 // An op kind this release does not know makes the rest of a tx unparseable:
 // that is a malformed command, not an unknown type.
 func TestDecodeUnknownOpKind(t *testing.T) {
-	for _, kind := range []objectstore.OpKind{0, 8, 0x80, 0xff} {
+	for _, kind := range []objectstore.OpKind{0, 0x7f, 0x80, 0xff} {
 		for _, tx := range []objectstore.Tx{
 			{Ops: ops(objectstore.Op{Kind: kind})},
 			{Ops: ops(objectstore.Op{Kind: objectstore.OpDeleteAll}, objectstore.Op{Kind: kind, Key: "k"})},
@@ -452,4 +452,35 @@ func describeDiff(a, b *fsm.Command) string {
 		s += fmt.Sprintf("\nfirst tx  %#v\nsecond tx %#v", *a.Tx, *b.Tx)
 	}
 	return s
+}
+
+func TestAlarmUpdateAndSQLRoundTrip(t *testing.T) {
+	cmds := []*fsm.Command{
+		{Type: fsm.TypeAlarmUpdate, Header: fsm.Header{NowMillis: 5}, AlarmUpdates: []objectstore.AlarmUpdate{
+			{Namespace: "ns", Object: "o", ScheduledTime: 100, Clear: true},
+			{Namespace: "ns", Object: "p\x00q", ScheduledTime: -1, RetryCount: 3, NextAttempt: 1 << 40},
+		}},
+		txCommand(fsm.Header{MaxObjectBytes: 1 << 30}, "ns", "o", objectstore.Tx{Ops: ops(
+			objectstore.Op{Kind: objectstore.OpSQL, SQL: objectstore.SQLStatement{SQL: "SELECT ?, ?, ?, ?, ?", Params: []objectstore.SQLValue{
+				{Type: objectstore.SQLNull}, {Type: objectstore.SQLInteger, Int: -1 << 63}, {Type: objectstore.SQLFloat, Float: 2.5},
+				{Type: objectstore.SQLText, Text: "t\x00"}, {Type: objectstore.SQLBlob, Blob: []byte{}},
+			}}},
+			objectstore.Op{Kind: objectstore.OpGetAlarm},
+			objectstore.Op{Kind: objectstore.OpSetAlarm, ScheduledTime: 1764500000000},
+			objectstore.Op{Kind: objectstore.OpDeleteAlarm},
+		)}),
+	}
+	for _, c := range cmds {
+		data := mustEncode(t, c)
+		got, err := fsm.Decode(data)
+		if err != nil {
+			t.Fatalf("%v: %v", c.Type, err)
+		}
+		if again := mustEncode(t, got); !bytes.Equal(again, data) {
+			t.Fatalf("%v: re-encoding differs", c.Type)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Fatalf("%v: decoded %+v, want %+v", c.Type, got, c)
+		}
+	}
 }

@@ -315,7 +315,7 @@ func TestApplyPanicsOnUndecodableEntry(t *testing.T) {
 		{"format version 0", []byte{0, 0x80}},
 		{"truncated tx", valid[:len(valid)-1]},
 		{"trailing bytes", append(slices.Clone(valid), 0)},
-		{"unknown op kind", txData(t, 2, "o", objectstore.Tx{Ops: ops(objectstore.Op{Kind: 9})})},
+		{"unknown op kind", txData(t, 2, "o", objectstore.Tx{Ops: ops(objectstore.Op{Kind: 0x7f})})},
 		{"truncated set-namespace", mustEncode(t, &fsm.Command{Type: fsm.TypeSetNamespace, Namespace: "ns",
 			NamespaceConfig: &objectstore.NamespaceConfig{AlarmWebhook: "http://x"}})[:8]},
 	}
@@ -344,8 +344,10 @@ func TestApplySetNamespace(t *testing.T) {
 	set := func(index uint64, ns string, c objectstore.NamespaceConfig) {
 		t.Helper()
 		r := applyOK(t, f, index, mustEncode(t, &fsm.Command{Type: fsm.TypeSetNamespace, Header: hdr(int(index)), Namespace: ns, NamespaceConfig: &c}))
-		if r.Tx != nil {
-			t.Fatalf("set-namespace response carries a tx result: %+v", r)
+		// A new configuration (version 0) takes the entry's index as its
+		// version, and the response says which.
+		if r.Tx == nil || r.Tx.Version != index {
+			t.Fatalf("set-namespace response %+v, want version %d", r, index)
 		}
 	}
 	get := func(ns string) (objectstore.NamespaceConfig, bool) {
@@ -360,6 +362,7 @@ func TestApplySetNamespace(t *testing.T) {
 		t.Fatal("a namespace is configured before any entry")
 	}
 	set(1, "ns", cfg)
+	cfg.Version = 1
 	if got, found := get("ns"); !found || got != cfg {
 		t.Fatalf("config = %+v (found %v), want %+v", got, found, cfg)
 	}
@@ -371,6 +374,7 @@ func TestApplySetNamespace(t *testing.T) {
 	}
 	cfg2 := objectstore.NamespaceConfig{}
 	set(2, "ns", cfg2)
+	cfg2.Version = 2
 	set(3, "", objectstore.NamespaceConfig{AlarmWebhook: "http://empty-name"})
 	if got, found := get("ns"); !found || got != cfg2 {
 		t.Fatalf("overwritten config = %+v (found %v), want %+v", got, found, cfg2)
