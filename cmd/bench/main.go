@@ -7,8 +7,10 @@
 //
 // Modes: write (PUT single keys), read and stale-read (GET keys written by a
 // preload phase), mixed (reads and writes by -read-ratio), tx (multi-key
-// put transactions) and incr (counter increments in a transaction). A
-// warm-up runs first and is not measured. A progress line per second goes
+// put transactions) and incr (counter increments in a transaction); alarms
+// (alarms.go) measures alarm delivery through a webhook receiver it runs;
+// sql-insert and sql-select (sql.go) measure single-row INSERTs and
+// primary-key SELECTs through /sql. A warm-up runs first and is not measured. A progress line per second goes
 // to stderr, the summary to stdout (-json: one JSON object). SIGINT stops
 // the run early and still prints the summary; a second SIGINT kills it.
 //
@@ -27,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -65,6 +68,14 @@ type config struct {
 	token     string
 	timeout   time.Duration
 	json      bool
+	stale     bool // sql-select: ?consistency=stale
+	// alarms mode
+	alarms      int
+	webhookAddr string
+	webhookURL  string
+	spread      time.Duration
+	lead        time.Duration
+	wait        time.Duration
 }
 
 var errHelp = errors.New("help requested")
@@ -82,9 +93,22 @@ Modes (-mode):
   mixed       read (as in read) with probability -read-ratio, otherwise write
   tx          POST .../tx putting -tx-keys keys of one random object atomically
   incr        POST .../tx incrementing the counter "n" of a random object by 1
+  alarms      measure alarm delivery: run a webhook receiver on -webhook-addr,
+              point the namespace's alarmWebhook at it, set -alarms alarms
+              on distinct objects due evenly over -spread starting -lead
+              from now, wait for them (at most -wait after the last is due)
+              and report delivered, missing, duplicates, early deliveries
+              and lateness (receive time - scheduledTime) p50/p90/p99/max
+  sql-insert  POST .../sql: a single-row INSERT of a -value-size blob into a
+              table created in each of -objects objects first (for the SQL
+              modes -objects defaults to 1: one object's database)
+  sql-select  POST .../sql: SELECT by primary key of one of -preload rows
+              inserted first, spread over -objects; linearizable, or from
+              any replica with -stale
 
-The run lasts -duration, or -requests measured requests, whichever comes
-first; -requests alone (with -duration left at its default) has no time limit.
+Except in alarms mode, the run lasts -duration, or -requests measured
+requests, whichever comes first; -requests alone (with -duration left at its
+default) has no time limit.
 Each client keeps one request in flight. After a request that got no HTTP
 answer (connection refused, timeout) a client pauses 10ms, doubling to 500ms
 while such errors go on, so a dead endpoint does not become a busy loop.
@@ -96,9 +120,11 @@ const usageTail = `
 Examples:
   bench -endpoints http://127.0.0.1:8080 -mode write -duration 30s
   bench -endpoints http://n1:8080,http://n2:8080,http://n3:8080 -mode mixed -read-ratio 0.9 -json
+  bench -endpoints http://n1:8080,http://n2:8080 -mode alarms -alarms 100000 -spread 1s -lead 20s
 
 Exit status: 0 ran (even with errors), 1 the target was unreachable for every
-request, 2 bad flags.
+request, 2 bad flags. In alarms mode, 1 also when setting the alarms took
+longer than -lead, or an alarm was missing or delivered early.
 `
 
 var namespaceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -124,6 +150,13 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	fs.StringVar(&c.token, "token", "", "bearer token (default: $CAIRN_TOKEN)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "per-request timeout, from connecting to the answer's last byte")
 	fs.BoolVar(&c.json, "json", false, "print the summary as one JSON object")
+	fs.BoolVar(&c.stale, "stale", false, "sql-select: read with ?consistency=stale (any replica answers)")
+	fs.IntVar(&c.alarms, "alarms", 10000, "alarms: how many alarms to set, each on its own object")
+	fs.StringVar(&c.webhookAddr, "webhook-addr", "127.0.0.1:9099", "alarms: address the webhook receiver listens on")
+	fs.StringVar(&c.webhookURL, "webhook-url", "", "alarms: the alarmWebhook URL the nodes call (default: http://<webhook-addr>/alarm)")
+	fs.DurationVar(&c.spread, "spread", time.Second, "alarms: the scheduled times spread evenly over this window")
+	fs.DurationVar(&c.lead, "lead", 20*time.Second, "alarms: the window starts this long after the run starts; every alarm must be set by then")
+	fs.DurationVar(&c.wait, "wait", 60*time.Second, "alarms: give up waiting for deliveries this long after the last alarm is due")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -148,6 +181,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 		c.duration = 0
 	}
 	c.mode = mode(*modeFlag)
+	if isSQLMode(c.mode) && !set["objects"] {
+		c.objects = 1
+	}
 
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -173,14 +209,14 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 		validMode = validMode || c.mode == m
 	}
 	if !validMode {
-		bad("-mode %q: must be one of write, read, stale-read, mixed, tx, incr", c.mode)
+		bad("-mode %q: must be one of write, read, stale-read, mixed, tx, incr, alarms, sql-insert, sql-select", c.mode)
 	}
 	if c.clients < 1 || c.clients > 100_000 {
 		bad("-clients must be between 1 and 100000, got %d", c.clients)
 	}
 	if c.duration < 0 || c.requests < 0 || c.warmup < 0 {
 		bad("-duration, -requests and -warmup must not be negative")
-	} else if c.duration == 0 && c.requests == 0 {
+	} else if c.duration == 0 && c.requests == 0 && c.mode != modeAlarms {
 		bad("-duration and -requests are both 0: the run would never stop")
 	}
 	if c.timeout <= 0 {
@@ -201,9 +237,28 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (confi
 	if c.mode == modeTx && (c.txKeys < 1 || c.txKeys > 128 || c.txKeys > c.keys) {
 		bad("-tx-keys must be between 1 and min(128, -keys=%d), got %d", c.keys, c.txKeys)
 	}
-	needsPreload := c.mode == modeRead || c.mode == modeStaleRead || (c.mode == modeMixed && c.readRatio > 0)
+	needsPreload := c.mode == modeRead || c.mode == modeStaleRead || c.mode == modeSQLSelect || (c.mode == modeMixed && c.readRatio > 0)
 	if needsPreload && (c.preload < 1 || c.preload > 10_000_000) {
 		bad("-preload must be between 1 and 10000000 for -mode %s, got %d", c.mode, c.preload)
+	}
+	if c.mode == modeAlarms {
+		if c.alarms < 1 || c.alarms > 10_000_000 {
+			bad("-alarms must be between 1 and 10000000, got %d", c.alarms)
+		}
+		if c.spread < 0 || c.lead <= 0 || c.wait <= 0 {
+			bad("-spread must not be negative, -lead and -wait must be positive")
+		}
+		if _, _, err := net.SplitHostPort(c.webhookAddr); err != nil {
+			bad("-webhook-addr %q: want host:port", c.webhookAddr)
+		}
+		if c.webhookURL != "" {
+			if u, err := url.Parse(c.webhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("-webhook-url %q: want an http:// or https:// URL", c.webhookURL)
+			}
+		}
+	}
+	if isSQLMode(c.mode) && c.valueSize > maxSQLValueSize {
+		bad("-value-size must be at most %d for -mode %s (SQLite's row limit), got %d", maxSQLValueSize, c.mode, c.valueSize)
 	}
 	if !namespaceRE.MatchString(c.namespace) {
 		bad("-namespace %q: must match [a-z0-9][a-z0-9_-]{0,62}", c.namespace)
@@ -222,6 +277,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "bench:", strings.ReplaceAll(err.Error(), "\n", "\nbench: "))
 		fmt.Fprintln(stderr, "bench: run with -h for help")
 		return 2
+	}
+	if cfg.mode == modeAlarms {
+		return runAlarms(ctx, cfg, stdout, stderr)
+	}
+	if isSQLMode(cfg.mode) {
+		return runSQL(ctx, cfg, stdout, stderr)
 	}
 	b := newBench(cfg, stderr)
 	sum, runErr := b.run(ctx)

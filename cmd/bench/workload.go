@@ -26,9 +26,10 @@ const (
 	modeMixed     mode = "mixed"
 	modeTx        mode = "tx"
 	modeIncr      mode = "incr"
+	modeAlarms    mode = "alarms"
 )
 
-var modes = []mode{modeWrite, modeRead, modeStaleRead, modeMixed, modeTx, modeIncr}
+var modes = []mode{modeWrite, modeRead, modeStaleRead, modeMixed, modeTx, modeIncr, modeAlarms}
 
 // opKind is one kind of request; latencies are kept per kind.
 type opKind uint8
@@ -74,8 +75,11 @@ type workload struct {
 	// differ without generating random bytes per request, and do not
 	// compress.
 	pool []byte
-	// preloaded are the keys the read modes read, written by the preload.
+	// preloaded are the keys the read modes read, written by the preload
+	// (sql-select: key is the row's id).
 	preloaded []target
+	// sqlStale makes sql-select read with ?consistency=stale (sql.go).
+	sqlStale bool
 }
 
 func newWorkload(c config, seed uint64) *workload {
@@ -128,6 +132,8 @@ func (w *workload) next(rng *rand.Rand) request {
 		return w.tx(rng.IntN(w.objects), rng)
 	case modeIncr:
 		return w.incr(rng.IntN(w.objects))
+	case modeSQLInsert, modeSQLSelect:
+		return w.sqlNext(rng)
 	default:
 		return w.put(w.randomTarget(rng), rng)
 	}

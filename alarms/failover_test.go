@@ -1,0 +1,105 @@
+package alarms_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// (h) The node leading an object's shard is stopped while the webhook holds
+// its delivery: the shard's new leader delivers the alarm again, with the
+// same Idempotency-Key, and the alarm ends cleared.
+func TestLeaderKilledMidDelivery(t *testing.T) {
+	const ns, obj, shards = "failover", "f", 2
+	c := newCluster(t, 3, shards)
+	first := make(chan struct{})
+	h := newWebhook(t, func(ctx context.Context, _ hookCall, attempt int) int {
+		if attempt == 0 {
+			close(first)
+			<-ctx.Done() // hang until the caller gives up
+			return http.StatusGatewayTimeout
+		}
+		return http.StatusOK
+	})
+	// The timeout is long: the retry must come from the new leader picking
+	// up the alarm, not from the old one timing out.
+	configure(t, c.url(0), ns, map[string]any{"alarmWebhook": h.url(), "alarmTimeout": "30s"})
+	at := ms(time.Now().Add(300 * time.Millisecond))
+	setAlarm(t, c.url(1), ns, obj, at)
+	select {
+	case <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first delivery never arrived")
+	}
+	shard := shardOf(t, ns, obj, shards)
+	old := c.leaderOf(shard)
+	stopped := time.Now()
+	c.stop(old)
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Errorf("stopping the leader took %v with a delivery in flight", d)
+	}
+	newLeader := c.leaderOf(shard)
+	if newLeader == old {
+		t.Fatal("no new leader")
+	}
+	calls := h.waitRawCalls(t, obj, 2, 15*time.Second)
+	for _, call := range calls {
+		checkNotEarly(t, call, at)
+		if call.key != calls[0].key {
+			t.Errorf("Idempotency-Key %q after failover, first was %q", call.key, calls[0].key)
+		}
+		if call.body.ScheduledTime != at || call.body.Object != obj || call.body.Namespace != ns {
+			t.Errorf("call after failover: %s", call.raw)
+		}
+	}
+	checkCall(t, calls[0], ns, obj, at, 0)
+	waitCleared(t, c, ns, obj)
+	t.Logf("%s stopped; %s delivered again %v later", old.id, newLeader.id, calls[1].at.Sub(stopped))
+}
+
+// (i) Alarms fall due while the whole cluster is down; after a restart on
+// the same data directories and addresses every one is delivered.
+func TestWholeClusterRestart(t *testing.T) {
+	const ns, shards = "restart", 4
+	c := newCluster(t, 3, shards)
+	h := newWebhook(t, always(http.StatusOK))
+	configure(t, c.url(0), ns, map[string]any{"alarmWebhook": h.url(), "alarmTimeout": "2s"})
+	objs := objectsOnShards(t, ns, "r", 8, shards)
+	due := ms(time.Now().Add(2 * time.Second))
+	want := map[string]int64{}
+	for i, obj := range objs {
+		at := due + int64(i)*10
+		want[obj] = at
+		setAlarm(t, c.url(i), ns, obj, at)
+	}
+	for _, n := range c.nodes {
+		c.stop(n)
+	}
+	if n := h.count(); n != 0 {
+		t.Fatalf("%d calls before the alarms were due; the test needs more lead", n)
+	}
+	// Bounded: the alarms fall due while every node is down.
+	time.Sleep(time.Until(time.UnixMilli(due+int64(len(objs))*10)) + 200*time.Millisecond)
+	restarted := time.Now()
+	for _, n := range c.nodes {
+		c.start(n, nil)
+	}
+	c.waitReady()
+	for _, obj := range objs {
+		calls := h.waitCalls(t, obj, 1, 15*time.Second)
+		checkCall(t, calls[0], ns, obj, want[obj], 0)
+		if calls[0].at.Before(restarted) {
+			t.Errorf("%s delivered before the restart", obj)
+		}
+	}
+	for _, obj := range objs {
+		waitCleared(t, c, ns, obj)
+	}
+	for _, obj := range objs {
+		if n := len(h.attemptsFor(t, obj)); n != 1 {
+			t.Errorf("%s: %d distinct delivery attempts, want 1", obj, n)
+		}
+	}
+	t.Logf("all %d alarms delivered within %v of the restart", len(objs), time.Since(restarted))
+}
