@@ -349,6 +349,11 @@ func (w *worker) poke() {
 
 // notify wakes the worker to scan the due index again.
 func (w *worker) notify() {
+	// The change may be a namespace getting its webhook: forget which
+	// namespaces had none.
+	w.mu.Lock()
+	clear(w.noHook)
+	w.mu.Unlock()
 	w.dirty.Store(true)
 	w.poke()
 }

@@ -95,7 +95,9 @@ func (f *FSM) OnAlarmChange(fn func(shard uint32)) { f.onAlarms = fn }
 // touchesAlarms reports whether cmd may change alarms.
 func touchesAlarms(cmd *Command) bool {
 	switch cmd.Type {
-	case TypeAlarmUpdate:
+	case TypeAlarmUpdate, TypeSetNamespace:
+		// A namespace's webhook may have appeared: alarms that were waiting
+		// for one can go now.
 		return true
 	case TypeTx:
 		for _, op := range cmd.Tx.Ops {

@@ -81,14 +81,26 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	if err := node.Start(); err != nil {
 		return err
 	}
-	defer node.Close()
+	// On the error paths below, close what started. A clean stop that
+	// overruns its timeout must not wait here for the very Close it gave up
+	// on: abandoned skips the deferred closes and the process exits.
+	abandoned := false
+	defer func() {
+		if !abandoned {
+			node.Close()
+		}
+	}()
 	scheduler, err := alarms.New(alarms.Config{Node: node, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	sched.Store(scheduler)
 	scheduler.Start()
-	defer scheduler.Close()
+	defer func() {
+		if !abandoned {
+			scheduler.Close()
+		}
+	}()
 
 	srv, err := api.New(api.Config{Backend: node, Logger: log, Registry: reg, Tokens: tokens, MaxObjectBytes: c.MaxObjectBytes})
 	if err != nil {
@@ -124,6 +136,7 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	case err := <-done:
 		return err
 	case <-stopCtx.Done():
+		abandoned = true
 		return fmt.Errorf("clean stop took longer than %v; exiting anyway (nothing acknowledged is lost: the Raft logs are durable)", c.ShutdownTimeout)
 	}
 }
