@@ -169,6 +169,11 @@ type GossipConfig struct {
 	SuspicionMult    int
 	GossipInterval   time.Duration
 	PushPullInterval time.Duration
+	// ReconnectInterval is how often a node tries to join again the members
+	// it sees as dead (default 10 s). Memberlist gives up on a dead member
+	// after a while; without this, both sides of a healed partition would
+	// go on seeing each other dead.
+	ReconnectInterval time.Duration
 }
 
 func (n *Node) startGossip() error {
@@ -330,6 +335,37 @@ func (g *gossip) removedSet() map[string]bool {
 		}
 	}
 	return out
+}
+
+// reconnect tries, every interval, to join again the members this node sees
+// as dead (not those that left), until stop is closed.
+func (g *gossip) reconnect(interval time.Duration, stop <-chan struct{}) {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		var addrs []string
+		for _, m := range g.memberList() {
+			if m.State == StateDead && m.GossipAddr != "" && m.ID != g.n.cfg.NodeID {
+				addrs = append(addrs, m.GossipAddr)
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		if n, err := g.ml.Join(addrs); n > 0 {
+			g.log.Info("reconnected to members seen as dead", "contacted", n)
+		} else {
+			g.log.Debug("members seen as dead are still unreachable", "addresses", addrs, "error", err)
+		}
+	}
 }
 
 // setBootstrapped records in the node's metadata that it has bootstrapped

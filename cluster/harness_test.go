@@ -17,11 +17,12 @@ import (
 // fastGossip is a memberlist tuning for tests on loopback.
 func fastGossip() GossipConfig {
 	return GossipConfig{
-		ProbeInterval:    100 * time.Millisecond,
-		ProbeTimeout:     50 * time.Millisecond,
-		SuspicionMult:    2,
-		GossipInterval:   20 * time.Millisecond,
-		PushPullInterval: 300 * time.Millisecond,
+		ProbeInterval:     100 * time.Millisecond,
+		ProbeTimeout:      50 * time.Millisecond,
+		SuspicionMult:     2,
+		GossipInterval:    20 * time.Millisecond,
+		PushPullInterval:  300 * time.Millisecond,
+		ReconnectInterval: 300 * time.Millisecond,
 	}
 }
 

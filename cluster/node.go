@@ -185,6 +185,7 @@ func (n *Node) Start() (err error) {
 	}
 	n.goBackground(n.watchLeaders)
 	n.goBackground(n.rememberPeers)
+	n.goBackground(func() { n.gossip.reconnect(n.cfg.Gossip.ReconnectInterval, n.stop) })
 	n.goBackground(n.collectIdempotency)
 	n.rb = newRebalancer(n)
 	if n.cfg.Registerer != nil {

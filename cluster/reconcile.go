@@ -255,6 +255,15 @@ func (rb *rebalancer) step(s *Shard) error {
 			rb.count("transfer", err)
 			return err
 		}
+		if !rb.draining(id) {
+			// Gossip says it is gone, but gossip can be wrong (a healed
+			// partition it has not noticed yet): a voter that answers is
+			// not removed.
+			if _, err := rb.n.controlNode(id, controlRequest{Op: "status", Shard: s.id}); err == nil {
+				rb.setMove(s.id, "keeping "+id+": gossip says it is dead but it answers")
+				return nil
+			}
+		}
 		rb.setMove(s.id, "removing "+id)
 		err := s.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error()
 		rb.count("remove", err)
@@ -280,6 +289,16 @@ func (rb *rebalancer) step(s *Shard) error {
 		}
 	}
 	return nil
+}
+
+// draining reports whether gossip says node id is draining.
+func (rb *rebalancer) draining(id string) bool {
+	for _, m := range rb.n.gossip.memberList() {
+		if m.ID == id {
+			return m.Meta.Draining
+		}
+	}
+	return false
 }
 
 // overLeading reports whether this node leads more than its fair share of

@@ -58,6 +58,13 @@ func (f PauseFailpoint) Inject(c Cluster, node string, _ *rand.Rand) error {
 	return c.Resume(node)
 }
 
+// A NodePicker is a Failpoint that chooses its own target when a cycle
+// starts (a shard's leader, every node) instead of RunFailpoints' random
+// node; the name it returns is passed to Inject and recorded in the event.
+type NodePicker interface {
+	PickNode(c Cluster, rng *rand.Rand) (string, error)
+}
+
 // RestartFailpoint stops a node cleanly with SIGTERM (it hands its shard
 // leaderships over) and starts it again.
 type RestartFailpoint struct{}
@@ -137,9 +144,15 @@ func RunFailpoints(ctx context.Context, c Cluster, fp Failpoint, rec *Recorder, 
 		if ctx.Err() != nil {
 			return rep
 		}
+		var err error
+		if p, ok := fp.(NodePicker); ok {
+			node, err = p.PickNode(c, rng)
+		}
 		ev := FaultEvent{Cycle: rep.Cycles + 1, Failpoint: fp.Name(), Node: node, Start: rec.Now()}
 		cfg.Logf("fault %d: %s %s", ev.Cycle, fp.Name(), node)
-		err := fp.Inject(c, node, rng)
+		if err == nil {
+			err = fp.Inject(c, node, rng)
+		}
 		ev.Injected = rec.Now()
 		if err == nil {
 			rctx, cancel := context.WithTimeout(context.Background(), cfg.RecoveryTimeout)

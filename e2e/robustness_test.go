@@ -39,6 +39,12 @@ func e2eSettings(t *testing.T) settings {
 	if os.Getenv("CAIRN_E2E") != "1" {
 		t.Skip("the robustness suite runs real node processes; run it with: CAIRN_E2E=1 go test -v -timeout 15m ./e2e/")
 	}
+	return readSettings(t)
+}
+
+// readSettings reads CAIRN_E2E_DURATION and CAIRN_E2E_SEED.
+func readSettings(t *testing.T) settings {
+	t.Helper()
 	s := settings{traffic: defaultTraffic, seed: time.Now().UnixNano()}
 	if v := os.Getenv("CAIRN_E2E_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
