@@ -255,8 +255,8 @@ func (rb *rebalancer) step(s *Shard) error {
 			rb.count("transfer", err)
 			return err
 		}
-		if !rb.draining(id) {
-			// Gossip says it is gone, but gossip can be wrong (a healed
+		if !slices.Contains(eligible, id) && !rb.draining(id) {
+			// Gossip says it is dead, but gossip can be wrong (a healed
 			// partition it has not noticed yet): a voter that answers is
 			// not removed.
 			if _, err := rb.n.controlNode(id, controlRequest{Op: "status", Shard: s.id}); err == nil {
