@@ -10,9 +10,10 @@
 // put transactions) and incr (counter increments in a transaction); alarms
 // (alarms.go) measures alarm delivery through a webhook receiver it runs;
 // sql-insert and sql-select (sql.go) measure single-row INSERTs and
-// primary-key SELECTs through /sql. A warm-up runs first and is not measured. A progress line per second goes
-// to stderr, the summary to stdout (-json: one JSON object). SIGINT stops
-// the run early and still prints the summary; a second SIGINT kills it.
+// primary-key SELECTs through /sql. A warm-up runs first and is not
+// measured. A progress line per second goes to stderr, the summary to
+// stdout (-json: one JSON object). SIGINT stops the run early and still
+// prints the summary; a second SIGINT kills it.
 //
 //	go run ./cmd/bench -endpoints http://127.0.0.1:8080 -mode write -duration 30s
 //	go run ./cmd/bench -endpoints http://n1:8080,http://n2:8080,http://n3:8080 \
