@@ -124,6 +124,10 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return badRequest(codeSQLTxControl, detail)
 	case errors.Is(err, objectstore.ErrSQLTimeout):
 		return badRequest(codeSQLTimeout, detail)
+	case errors.Is(err, objectstore.ErrSQLBusy):
+		e := newError(http.StatusServiceUnavailable, codeUnavailable, detail+"; retry shortly")
+		e.retryAfter = 1
+		return e
 	case errors.Is(err, objectstore.ErrSQLFull):
 		return newError(http.StatusInsufficientStorage, codeObjectFull, detail)
 	case errors.Is(err, objectstore.ErrIdempotencyMismatch):

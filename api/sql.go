@@ -209,7 +209,20 @@ func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx 
 	case tx.Writes() || (hasSQL && other):
 	case hasSQL:
 		res, err := s.readSQL(r, req, tx)
-		if !errors.Is(err, objectstore.ErrSQLWrites) {
+		switch {
+		case errors.Is(err, objectstore.ErrSQLWrites):
+			// It writes: through Raft.
+		case errors.Is(err, objectstore.ErrSQLBusy):
+			// A long write holds the object: queue behind it in the log
+			// rather than fail; a readonly token may not, so it retries.
+			if requireWrite(r) != nil {
+				return nil, err
+			}
+		case req.idemKey != "" && errors.Is(err, objectstore.ErrSQL):
+			// A keyed retry of a write that already happened can fail as
+			// a read (CREATE TABLE of a table it created): the log has
+			// the first answer.
+		default:
 			return res, err
 		}
 	default:

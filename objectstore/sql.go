@@ -109,4 +109,7 @@ var (
 	// ErrSQLWrites is returned by a read session (no batch) for a statement
 	// that would write: the caller runs the request as a write instead.
 	ErrSQLWrites = errors.New("objectstore: the sql statement writes")
+	// ErrSQLBusy is returned by a read session that could not have the
+	// object's database in time (a long write holds it): nothing ran.
+	ErrSQLBusy = errors.New("objectstore: the object's database is busy")
 )

@@ -62,7 +62,7 @@ func TestReadsWaitTheirTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Begin(objA, db, nil, env(0))
-	wantErr(t, err, objectstore.ErrSQLTimeout)
+	wantErr(t, err, objectstore.ErrSQLBusy)
 	first.Rollback()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)

@@ -167,7 +167,7 @@ func TestWriteInRead(t *testing.T) {
 	} {
 		_, err := read(t, db, s, objA, objectstore.SQLStatement{SQL: sql})
 		wantErr(t, err, ErrWriteInRead)
-		wantErr(t, err, objectstore.ErrSQL)
+		wantErr(t, err, objectstore.ErrSQLWrites)
 	}
 	if got := oneValue(t, db, s, objA, "SELECT count(*) FROM t"); got != "0" {
 		t.Fatalf("a read wrote: %s rows", got)

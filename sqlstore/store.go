@@ -17,13 +17,13 @@ import (
 // Defaults and limits.
 const (
 	// DefaultMaxOpen is the default Config.MaxOpen.
-	DefaultMaxOpen = 256
+	DefaultMaxOpen = 1024
 	// DefaultReadTimeout is the default Config.ReadTimeout.
 	DefaultReadTimeout = 5 * time.Second
 	// DefaultWriteStepBudget is the default Config.WriteStepBudget: about
 	// 50 million VM instructions, 1.6 to 2.6 s of work on the machine
 	// DESIGN.md measured.
-	DefaultWriteStepBudget = 50_000
+	DefaultWriteStepBudget = 20_000
 	// DefaultCacheKiB is the default Config.CacheKiB.
 	DefaultCacheKiB = 256
 	// DefaultMaxMemory is the default Config.MaxMemory.
@@ -312,7 +312,7 @@ func (s *Store) acquire(ctx context.Context, obj objectstore.Object, write bool)
 			select {
 			case c.sem <- struct{}{}:
 			case <-ctx.Done():
-				return nil, sqlError(objectstore.ErrSQLTimeout, "timed out waiting for the object's database, held by other requests")
+				return nil, sqlError(objectstore.ErrSQLBusy, "timed out waiting for the object's database, held by other requests")
 			}
 		}
 		s.mu.Lock()

@@ -59,7 +59,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "JSON file of bearer tokens; without it the API needs no token")
 	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this (loopback) address; empty: off")
-	fs.IntVar(&c.SQLOpenDBs, "sql-open-dbs", 256, "how many objects' SQL databases a node keeps open (an LRU cache; about 0.3–0.5 MiB each)")
+	fs.IntVar(&c.SQLOpenDBs, "sql-open-dbs", 1024, "how many objects' SQL databases a node keeps open (an LRU cache; about 0.3–0.5 MiB each)")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 10<<30, "size limit of each object's SQL database, in bytes")
 	fs.BoolVar(&c.AllowNoAuth, "allow-unauthenticated", false, "serve HTTP on a non-loopback address without a tokens file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
