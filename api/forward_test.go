@@ -42,8 +42,10 @@ func startMultiCluster(t *testing.T, size, shards int) []*multiNode {
 			Join:            join,
 			BootstrapExpect: size,
 			Shards:          shards,
-			Raft: cluster.RaftConfig{HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-				LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond},
+			// 300 ms, not less: on a loaded 2-core machine shorter
+			// timeouts make leaders change mid-test.
+			Raft: cluster.RaftConfig{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+				LeaderLeaseTimeout: 150 * time.Millisecond, CommitTimeout: 5 * time.Millisecond},
 			Gossip: cluster.GossipConfig{ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond,
 				SuspicionMult: 2, GossipInterval: 20 * time.Millisecond, PushPullInterval: 300 * time.Millisecond},
 			Logger: slog.New(slog.DiscardHandler),
