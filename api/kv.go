@@ -72,9 +72,15 @@ func (s *Server) putKV(w http.ResponseWriter, r *http.Request, req *request) err
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", etag(res.Version))
-	writeJSON(w, http.StatusOK, map[string]string{"version": version(res.Version)})
+	v := version(res.Version)
+	w.Header()["Etag"] = []string{`"` + v + `"`}
+	writeJSON(w, http.StatusOK, versionJSON{v})
 	return nil
+}
+
+// versionJSON is the answer of a single-key write.
+type versionJSON struct {
+	Version string `json:"version"`
 }
 
 // deleteKV answers DELETE …/kv/{key}.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,19 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	replays  prometheus.Counter
+	// children caches the labelled series: looking them up by label values
+	// hashes the labels on every request.
+	children sync.Map // childKey → *childSeries
+}
+
+type childKey struct {
+	route, method string
+	status        int
+}
+
+type childSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -53,6 +67,15 @@ func (m *httpMetrics) observe(route, method string, status int, d time.Duration)
 	default:
 		method = "other"
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	k := childKey{route, method, status}
+	c, ok := m.children.Load(k)
+	if !ok {
+		c, _ = m.children.LoadOrStore(k, &childSeries{
+			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route, method),
+		})
+	}
+	cs := c.(*childSeries)
+	cs.requests.Inc()
+	cs.duration.Observe(d.Seconds())
 }

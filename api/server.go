@@ -532,7 +532,15 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, newError(http.StatusRequestEntityTooLarge, codeTooLarge, "the body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(limit, 10))
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n >= 0 {
+		// The usual case: the size is known (net/http stops the body there).
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	}
 	if err != nil {
 		return nil, badRequest(codeInvalidParameter, "reading the body: "+err.Error())
 	}
@@ -542,16 +550,25 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// Header values shared by every answer (they are never modified).
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrProblem = []string{"application/problem+json"}
+	hdrNoStore = []string{"no-store"}
+)
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
+	h := w.Header()
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"code":"internal"}`)
-		w.Header().Set("Content-Type", "application/problem+json")
+		h["Content-Type"] = hdrProblem
 	} else {
-		w.Header().Set("Content-Type", "application/json")
+		h["Content-Type"] = hdrJSON
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	h["Cache-Control"] = hdrNoStore
+	h["Content-Length"] = []string{strconv.Itoa(len(b) + 1)}
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }

@@ -17,13 +17,11 @@ import (
 const (
 	pebbleDir      = "pebble"
 	raftDir        = "raft"
-	raftLogFile    = "raft.db"
 	snapshotDir    = "snapshots"
 	stateFile      = "node.json"
 	lockFile       = "LOCK"
 	snapshotRetain = 2
 
-	boltOpenTimeout = 2 * time.Second
 	transportPool   = 3
 	transportIO     = 10 * time.Second
 	logCacheEntries = 512

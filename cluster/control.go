@@ -160,6 +160,9 @@ func (n *Node) dropShard(id uint32) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
+	if err := s.logs.drop(); err != nil {
+		return err
+	}
 	n.signalLeaders()
 	return os.RemoveAll(s.dir)
 }

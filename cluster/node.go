@@ -1,8 +1,8 @@
 // Package cluster owns everything that makes a node part of a Cairn cluster:
-// one hashicorp/raft group member per shard the node hosts, their logs in
-// raft-boltdb and snapshots on disk, the single TCP port that multiplexes
-// every shard's Raft traffic, the node's Pebble database that the shards'
-// state machines share, and linearizable reads.
+// one hashicorp/raft group member per shard the node hosts, their snapshots
+// on disk, the single TCP port that multiplexes every shard's Raft traffic,
+// the node's Pebble database that holds every shard's Raft log and state
+// machine, gossip membership, bootstrap, rebalancing, and linearizable reads.
 //
 // A Node's lifecycle: New validates its Config and does no I/O; Start opens
 // storage and the port, starts every hosted shard and bootstraps them on a
@@ -166,7 +166,11 @@ func (n *Node) Start() (err error) {
 	n.addrs.set(n.cfg.NodeID, addrEntry{raft: advertise, http: n.cfg.HTTPAddr})
 
 	for id := uint32(0); id < uint32(n.state.Shards); id++ {
-		if hasShardState(n.cfg.DataDir, id) {
+		has, err := n.hasShardState(id)
+		if err != nil {
+			return err
+		}
+		if has {
 			if _, err := n.startShard(id); err != nil {
 				return err
 			}

@@ -14,8 +14,6 @@ import (
 	"github.com/cairndb/cairn/internal/logging"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 )
 
 // Shard is this node's replica of one shard: its Raft group member, log
@@ -27,7 +25,7 @@ type Shard struct {
 	fsm   *fsm.FSM
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
-	logs  *raftboltdb.BoltStore
+	logs  *logStore
 	snaps raft.SnapshotStore
 	gate  readGate
 	// opened is when this replica was opened on this node.
@@ -51,9 +49,8 @@ func shardDir(dataDir string, shard uint32) string {
 }
 
 // hasShardState reports whether this node holds Raft state for shard.
-func hasShardState(dataDir string, shard uint32) bool {
-	_, err := os.Stat(filepath.Join(shardDir(dataDir, shard), raftLogFile))
-	return err == nil
+func (n *Node) hasShardState(shard uint32) (bool, error) {
+	return hasLogState(n.db, shard)
 }
 
 // openShard opens (creating if needed) this node's replica of shard and
@@ -81,13 +78,7 @@ func (n *Node) openShard(id uint32) (s *Shard, err error) {
 	if n.cfg.OnAlarmChange != nil {
 		s.fsm.OnAlarmChange(n.cfg.OnAlarmChange)
 	}
-	s.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(s.dir, raftLogFile),
-		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: shard %d raft log: %v", ErrDataDir, id, err)
-	}
+	s.logs = newLogStore(n.db, id)
 	cached, err := raft.NewLogCache(logCacheEntries, s.logs)
 	if err != nil {
 		return nil, err
@@ -167,9 +158,6 @@ func (s *Shard) close() error {
 		}
 		if s.trans != nil {
 			errs = append(errs, s.trans.Close())
-		}
-		if s.logs != nil {
-			errs = append(errs, s.logs.Close())
 		}
 		s.closeErr = errors.Join(errs...)
 	})

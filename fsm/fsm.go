@@ -120,7 +120,7 @@ func (f *FSM) notifyAlarms() {
 func (f *FSM) UseSQL(s objectstore.SQL) { f.sql = s }
 
 var (
-	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
 	_ raft.FSMSnapshot = (*snapshot)(nil)
 )
 
@@ -159,32 +159,147 @@ func (f *FSM) Ready() bool { return f.ready.Load() }
 
 // Apply applies one committed entry. See the package doc for its rules.
 func (f *FSM) Apply(l *raft.Log) any {
-	if l.Index <= f.applied.Load() {
-		// Already applied before a restart: the Pebble batch that applied it
-		// also recorded its index.
+	cmd, skip := f.decode(l)
+	if skip {
 		return nil
+	}
+	return f.applyOne(cmd, l.Index)
+}
+
+// decode decodes l. skip is true for an entry applied before a restart
+// (the Pebble batch that applied it also recorded its index) and for an
+// ignorable command of a type this release does not know (its index is
+// recorded here).
+func (f *FSM) decode(l *raft.Log) (cmd *Command, skip bool) {
+	if l.Index <= f.applied.Load() {
+		return nil, true
 	}
 	cmd, err := Decode(l.Data)
 	if errors.Is(err, ErrUnknownType) && ignorable(l.Data) {
 		f.log.Warn("skipping a command of a type this release does not know", "index", l.Index, "type", l.Data[1])
 		f.commit(nil, l.Index)
-		return nil
+		return nil, true
 	}
 	if err != nil {
 		panic(fmt.Sprintf("fsm: shard %d: committed entry %d cannot be decoded: %v", f.shard, l.Index, err))
 	}
+	return cmd, false
+}
 
-	b := f.db.NewIndexedBatch()
+// applyOne applies cmd as one Pebble batch of its own.
+func (f *FSM) applyOne(cmd *Command, index uint64) *Response {
+	var b *pebble.Batch
+	var r pebble.Reader
+	if onlyPuts(cmd) {
+		// Writes only, after conditions read before any of them: the
+		// committed state is the right view, and a plain batch is cheaper
+		// than an indexed one. (Entries are applied one after another, so
+		// the database holds every earlier entry.)
+		b, r = f.db.NewBatch(), f.db
+	} else {
+		b = f.db.NewIndexedBatch()
+		r = b
+	}
 	var resp *Response
 	if cmd.Type == TypeTx && cmd.Header.IdempotencyKey != "" {
-		resp = f.applyIdempotent(b, cmd, l.Index)
-	} else if resp = f.apply(b, cmd, l.Index); resp.Err != nil {
+		resp = f.applyIdempotent(b, cmd, index)
+	} else if resp = f.apply(r, b, cmd, index); resp.Err != nil {
 		// Nothing of a failed command is applied; only its index is recorded.
 		b.Reset()
 	}
-	f.commit(b, l.Index)
+	f.commit(b, index)
 	if resp.Err == nil && touchesAlarms(cmd) {
 		f.notifyAlarms()
+	}
+	return resp
+}
+
+// ApplyBatch applies the entries Raft committed together. Consecutive
+// plain KV transactions on distinct objects share one Pebble batch, and one
+// commit, recording the index of the last of them: each entry is applied
+// whole or not at all, as with Apply, but a group of small writes costs one
+// commit instead of one each. An entry on an object already in the group,
+// and any other kind of entry, first commits the group (so that what it
+// reads is in the database), then is applied as with Apply.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var g *pebble.Batch
+	var last uint64
+	touched := map[string]bool{}
+	flush := func() {
+		if g != nil {
+			f.commit(g, last)
+			g = nil
+			clear(touched)
+		}
+	}
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue // configuration changes do not reach the state machine
+		}
+		cmd, skip := f.decode(l)
+		if skip {
+			continue
+		}
+		if !groupable(cmd) {
+			flush()
+			out[i] = f.applyOne(cmd, l.Index)
+			continue
+		}
+		key := cmd.Namespace + "\x00" + cmd.Object
+		if touched[key] {
+			flush()
+		}
+		if g == nil {
+			g = f.db.NewBatch()
+		}
+		out[i] = f.applyGrouped(g, cmd, l.Index)
+		touched[key] = true
+		last = l.Index
+	}
+	flush()
+	return out
+}
+
+// groupable reports whether cmd may share a batch with other entries: a
+// KV transaction without an idempotency key, touching only its object's KV
+// records (no SQL, no alarm and its shard-wide indexes).
+func groupable(cmd *Command) bool {
+	if cmd.Type != TypeTx || cmd.Header.IdempotencyKey != "" {
+		return false
+	}
+	for i := range cmd.Tx.Ops {
+		switch op := &cmd.Tx.Ops[i]; op.Kind {
+		case objectstore.OpGet, objectstore.OpPut, objectstore.OpDelete, objectstore.OpIncr, objectstore.OpList:
+		case objectstore.OpDeleteAll:
+			if op.Alarm {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// applyGrouped applies a groupable cmd into the group batch g. Its object
+// is not in g yet, so the database holds everything about it an earlier
+// entry wrote.
+func (f *FSM) applyGrouped(g *pebble.Batch, cmd *Command, index uint64) *Response {
+	obj := objectstore.Object{Shard: f.shard, Namespace: cmd.Namespace, Name: cmd.Object}
+	if onlyPuts(cmd) {
+		// A put-only tx fails (if at all) before it writes anything.
+		res, err := objectstore.Exec(f.db, g, obj, cmd.Tx, index, f.execEnv(cmd, index))
+		return f.response(res, err, index)
+	}
+	b := f.db.NewIndexedBatch()
+	defer b.Close()
+	res, err := objectstore.Exec(b, b, obj, cmd.Tx, index, f.execEnv(cmd, index))
+	resp := f.response(res, err, index)
+	if resp.Err == nil {
+		if err := g.Apply(b, nil); err != nil {
+			f.fatal(index, err)
+		}
 	}
 	return resp
 }
@@ -212,7 +327,7 @@ func (f *FSM) applyIdempotent(b *pebble.Batch, cmd *Command, index uint64) *Resp
 		resp.Replayed = true
 		return resp
 	}
-	resp := f.apply(b, cmd, index)
+	resp := f.apply(b, b, cmd, index)
 	if resp.Err != nil {
 		b.Reset()
 	}
@@ -232,11 +347,11 @@ func (f *FSM) applyIdempotent(b *pebble.Batch, cmd *Command, index uint64) *Resp
 }
 
 // apply runs cmd against b and returns its response.
-func (f *FSM) apply(b *pebble.Batch, cmd *Command, index uint64) *Response {
+func (f *FSM) apply(r pebble.Reader, b *pebble.Batch, cmd *Command, index uint64) *Response {
 	switch cmd.Type {
 	case TypeTx:
 		obj := objectstore.Object{Shard: f.shard, Namespace: cmd.Namespace, Name: cmd.Object}
-		res, err := objectstore.Exec(b, b, obj, cmd.Tx, index, f.execEnv(cmd, index))
+		res, err := objectstore.Exec(r, b, obj, cmd.Tx, index, f.execEnv(cmd, index))
 		return f.response(res, err, index)
 	case TypeSetNamespace:
 		c := *cmd.NamespaceConfig
@@ -261,6 +376,20 @@ func (f *FSM) apply(b *pebble.Batch, cmd *Command, index uint64) *Response {
 		return &Response{}
 	}
 	panic(fmt.Sprintf("fsm: shard %d: entry %d: no apply for %v", f.shard, index, cmd.Type))
+}
+
+// onlyPuts reports whether cmd is a tx, without an idempotency key, whose
+// ops are all puts: its reads (the conditions) all happen before its writes.
+func onlyPuts(cmd *Command) bool {
+	if cmd.Type != TypeTx || cmd.Header.IdempotencyKey != "" {
+		return false
+	}
+	for i := range cmd.Tx.Ops {
+		if cmd.Tx.Ops[i].Kind != objectstore.OpPut {
+			return false
+		}
+	}
+	return true
 }
 
 // execEnv fixes what SQL sees for cmd: the proposer's clock, a seed mixed

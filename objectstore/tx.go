@@ -290,7 +290,9 @@ func (st *SQLStatement) Validate() error {
 
 // Exec runs tx on obj. Reads go to r; writes go to w, stamped with version.
 // For a transaction that writes, w must be an indexed batch and r the same
-// batch, so that later ops see earlier ones. For a read-only transaction w may
+// batch, so that later ops see earlier ones — except when every op is a put:
+// then nothing is read after a write, and r may be the committed state and w
+// a plain batch. For a read-only transaction w may
 // be nil and r should be a consistent view (a snapshot; for sql ops, the live
 // database: see package sqlstore).
 //
