@@ -33,7 +33,9 @@ func (s loadStats) String() string {
 		return fmt.Sprintf("0 ok, %d errors", s.errors)
 	}
 	slices.Sort(s.latencies)
-	p := func(q float64) time.Duration { return s.latencies[min(len(s.latencies)-1, int(q*float64(len(s.latencies))))] }
+	p := func(q float64) time.Duration {
+		return s.latencies[min(len(s.latencies)-1, int(q*float64(len(s.latencies))))]
+	}
 	return fmt.Sprintf("%.0f writes/s, p50 %v, p99 %v (%d ok, %d errors)", float64(s.ops)/s.window.Seconds(),
 		p(0.5).Round(100*time.Microsecond), p(0.99).Round(100*time.Microsecond), s.ops, s.errors)
 }

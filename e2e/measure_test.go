@@ -147,7 +147,7 @@ func TestMeasureIdleCPU(t *testing.T) {
 	}
 	pc := NewProcessCluster(t, ProcessClusterConfig{Shards: 16})
 	time.Sleep(15 * time.Second) // settle: elections, rebalancing's first looks
-	const hz = 100                // USER_HZ on Linux
+	const hz = 100               // USER_HZ on Linux
 	before := map[string]int64{}
 	for _, n := range pc.nodes {
 		n.mu.Lock()
