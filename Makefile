@@ -1,7 +1,7 @@
 # Cairn's everyday commands. `make help` lists them.
 GO ?= go
 
-.PHONY: help run test race e2e bench build fuzz
+.PHONY: help run test race e2e e2e-docker image bench build fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,6 +17,12 @@ race: ## the fast suite under the race detector
 
 e2e: ## the robustness suite on real processes (kill -9, pause, restart)
 	CAIRN_E2E=1 $(GO) test -v -timeout 15m ./e2e/
+
+e2e-docker: ## the chaos suite against the docker-compose cluster (needs Docker, ~6 min)
+	scripts/e2e-docker.sh
+
+image: ## the container image cairn:dev (static binary, FROM scratch)
+	scripts/build-image.sh
 
 bench: ## write benchmark against a node at 127.0.0.1:8080
 	$(GO) run ./cmd/bench -mode write -clients 64 -duration 20s

@@ -34,6 +34,7 @@ type config struct {
 	MaxObjectBytes  int64
 	PprofAddr       string
 	SQLOpenDBs      int
+	DeadNodeGrace   time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -59,6 +60,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "JSON file of bearer tokens; without it the API needs no token")
 	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this (loopback) address; empty: off")
+	fs.DurationVar(&c.DeadNodeGrace, "dead-node-grace", 5*time.Minute, "how long a dead node keeps its replicas before they are replaced elsewhere")
 	fs.IntVar(&c.SQLOpenDBs, "sql-open-dbs", 1024, "how many objects' SQL databases a node keeps open (an LRU cache; about 0.3–0.5 MiB each)")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 10<<30, "size limit of each object's SQL database, in bytes")
 	fs.BoolVar(&c.AllowNoAuth, "allow-unauthenticated", false, "serve HTTP on a non-loopback address without a tokens file")
@@ -129,6 +131,9 @@ func (c *config) validate() error {
 	}
 	if _, err := c.gossipKey(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.DeadNodeGrace < time.Second {
+		errs = append(errs, fmt.Errorf("-dead-node-grace must be at least 1s, got %v", c.DeadNodeGrace))
 	}
 	if c.SQLOpenDBs < 1 {
 		errs = append(errs, fmt.Errorf("-sql-open-dbs must be at least 1, got %d", c.SQLOpenDBs))

@@ -63,6 +63,7 @@ func run(ctx context.Context, c config, started chan<- string) error {
 		BootstrapExpect:     c.BootstrapExpect,
 		Replicas:            c.Replicas,
 		GossipKey:           gossipKey,
+		Rebalance:           cluster.RebalanceConfig{DeadNodeGrace: c.DeadNodeGrace},
 		Shards:              c.Shards,
 		Logger:              log,
 		Registerer:          reg,
