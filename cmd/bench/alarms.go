@@ -300,11 +300,11 @@ func runAlarms(ctx context.Context, cfg config, stdout, stderr io.Writer) int {
 	rand.Read(idb[:])
 	a := &alarmBench{
 		cfg:    cfg,
-		doer:   &doer{client: newHTTPClient(cfg.clients, cfg.timeout), token: cfg.token},
+		doer:   newDoer(cfg),
 		stderr: stderr,
 		plan:   &alarmPlan{runID: hex.EncodeToString(idb[:]), n: cfg.alarms, spreadMs: cfg.spread.Milliseconds()},
 	}
-	defer a.doer.client.CloseIdleConnections()
+	defer a.doer.closeIdle()
 	a.recv = newReceiver(a.plan, cfg.namespace)
 	sum, err := a.run(ctx)
 	if sum != nil {
@@ -337,9 +337,14 @@ func (a *alarmBench) run(ctx context.Context) (*alarmSummary, error) {
 	srv := &http.Server{Handler: a.recv, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Deliveries in flight get a moment to finish. Not 5s: Shutdown
+		// waits that long for a connection a node's client opened but sent
+		// nothing on (net/http dials one when none is idle, then may use
+		// another that came back meanwhile).
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
+		srv.Close()
 	}()
 	hook := a.cfg.webhookURL
 	if hook == "" {

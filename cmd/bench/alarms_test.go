@@ -223,12 +223,14 @@ func runAlarmsJSON(t *testing.T, args ...string) (int, alarmSummary, string) {
 	return code, s, errOut.String()
 }
 
-func TestAlarmsModeEndToEnd(t *testing.T) {
+func TestAlarmsModeEndToEnd(t *testing.T) { eachClient(t, testAlarmsModeEndToEnd) }
+
+func testAlarmsModeEndToEnd(t *testing.T, hc string) {
 	f := newFakeAlarmCluster(t)
 	// The run's object names are random; alarm number 7 is delivered twice.
 	f.dupSuffix = "-7"
 	code, s, stderr := runAlarmsJSON(t, "-endpoints", f.URL, "-clients", "4", "-alarms", "50",
-		"-spread", "300ms", "-lead", "1s", "-wait", "5s")
+		"-spread", "300ms", "-lead", "1s", "-wait", "5s", "-http-client", hc)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -245,11 +247,15 @@ func TestAlarmsModeEndToEnd(t *testing.T) {
 }
 
 func TestAlarmsModeAbortsWhenLeadTooShort(t *testing.T) {
+	eachClient(t, testAlarmsModeAbortsWhenLeadTooShort)
+}
+
+func testAlarmsModeAbortsWhenLeadTooShort(t *testing.T, hc string) {
 	f := newFakeAlarmCluster(t)
 	f.delay = 20 * time.Millisecond
 	start := time.Now()
 	code, s, stderr := runAlarmsJSON(t, "-endpoints", f.URL, "-clients", "1", "-alarms", "100",
-		"-spread", "100ms", "-lead", "200ms", "-wait", "5s")
+		"-spread", "100ms", "-lead", "200ms", "-wait", "5s", "-http-client", hc)
 	if code != 1 || s.Aborted == "" || !strings.Contains(stderr, "-lead") || s.Delivered != s.Set || s.Missing != 0 {
 		t.Fatalf("exit %d summary %+v stderr %q", code, s, stderr)
 	}
@@ -267,11 +273,13 @@ func TestAlarmsModeAbortsWhenLeadTooShort(t *testing.T) {
 	}
 }
 
-func TestAlarmsModeReportsMissing(t *testing.T) {
+func TestAlarmsModeReportsMissing(t *testing.T) { eachClient(t, testAlarmsModeReportsMissing) }
+
+func testAlarmsModeReportsMissing(t *testing.T, hc string) {
 	// A cluster that acknowledges alarms but never delivers them.
 	f := newFakeServer(t)
 	code, s, stderr := runAlarmsJSON(t, "-endpoints", f.URL, "-clients", "2", "-alarms", "10",
-		"-spread", "0s", "-lead", "300ms", "-wait", "300ms")
+		"-spread", "0s", "-lead", "300ms", "-wait", "300ms", "-http-client", hc)
 	if code != 1 || s.Set != 10 || s.Missing != 10 || s.Delivered != 0 || !s.TimedOut || !strings.Contains(stderr, "never delivered") {
 		t.Fatalf("exit %d summary %+v stderr %q", code, s, stderr)
 	}

@@ -21,7 +21,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if len(c.endpoints) != 1 || c.endpoints[0] != "http://127.0.0.1:8080" || c.clients != 64 ||
 		c.duration != 10*time.Second || c.requests != 0 || c.warmup != time.Second || c.mode != modeWrite ||
 		c.preload != 1000 || c.valueSize != 256 || c.objects != 10000 || c.keys != 10 ||
-		c.namespace != "bench" || c.timeout != 10*time.Second || c.json || c.token != "" {
+		c.namespace != "bench" || c.timeout != 10*time.Second || c.json || c.token != "" || c.httpClient != httpClientFast {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -67,6 +67,8 @@ func TestParseFlags(t *testing.T) {
 		"unknown flag":      {"-nope"},
 		"argument":          {"extra"},
 		"timeout":           {"-timeout", "0"},
+		"http client":       {"-http-client", "raw"},
+		"token with CRLF":   {"-token", "a\r\nX-Evil: 1"},
 	}
 	for name, args := range bad {
 		if _, err := parseFlags(args, noenv, io.Discard); err == nil {
@@ -117,10 +119,38 @@ func runJSON(t *testing.T, ctx context.Context, args ...string) (int, summary, s
 	return code, s, errOut.String()
 }
 
+// httpClients are the -http-client values; the tests that send requests
+// run with each.
+var httpClients = []string{httpClientFast, httpClientNet}
+
+// eachClient runs f as a subtest per -http-client value.
+func eachClient(t *testing.T, f func(t *testing.T, hc string)) {
+	t.Helper()
+	for _, hc := range httpClients {
+		t.Run(hc, func(t *testing.T) { f(t, hc) })
+	}
+}
+
+func TestParseFlagsHTTPClient(t *testing.T) {
+	for _, hc := range httpClients {
+		if c, err := parseFlags([]string{"-http-client", hc}, noenv, io.Discard); err != nil || c.httpClient != hc {
+			t.Fatalf("-http-client %s: %q %v", hc, c.httpClient, err)
+		}
+	}
+	env := func(string) string { return "bad\ntoken" }
+	if _, err := parseFlags(nil, env, io.Discard); err == nil || !strings.Contains(err.Error(), "-token") {
+		t.Fatalf("a CAIRN_TOKEN with a newline: %v", err)
+	}
+}
+
 func TestRunSpreadsClientsOverEndpoints(t *testing.T) {
+	eachClient(t, testRunSpreadsClientsOverEndpoints)
+}
+
+func testRunSpreadsClientsOverEndpoints(t *testing.T, hc string) {
 	fs := []*fakeServer{newFakeServer(t), newFakeServer(t), newFakeServer(t)}
 	code, s, stderr := runJSON(t, context.Background(), "-endpoints", fs[0].URL+","+fs[1].URL+","+fs[2].URL,
-		"-clients", "6", "-requests", "300", "-warmup", "0", "-mode", "write")
+		"-clients", "6", "-requests", "300", "-warmup", "0", "-mode", "write", "-http-client", hc)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -134,16 +164,21 @@ func TestRunSpreadsClientsOverEndpoints(t *testing.T) {
 		// Each endpoint serves its two clients over kept-alive connections
 		// (a few more than two only when net/http dials while a connection
 		// is on its way back to the idle pool; without keep-alive, ~100).
-		if n := f.conns.Load(); n > 6 {
+		// fasthttp dials only when no connection is idle.
+		if n := f.conns.Load(); n > 6 || hc == httpClientFast && n > 2 {
 			t.Errorf("endpoint %d: %d connections for 2 clients", i, n)
 		}
 	}
 }
 
 func TestRunReadModePreloadsAndWarmsUp(t *testing.T) {
+	eachClient(t, testRunReadModePreloadsAndWarmsUp)
+}
+
+func testRunReadModePreloadsAndWarmsUp(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	code, s, stderr := runJSON(t, context.Background(), "-endpoints", f.URL, "-clients", "4",
-		"-mode", "stale-read", "-preload", "20", "-warmup", "100ms", "-duration", "200ms")
+		"-mode", "stale-read", "-preload", "20", "-warmup", "100ms", "-duration", "200ms", "-http-client", hc)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -174,26 +209,32 @@ func TestRunReadModePreloadsAndWarmsUp(t *testing.T) {
 }
 
 func TestRunCountsErrorsAndStillExits0(t *testing.T) {
+	eachClient(t, testRunCountsErrorsAndStillExits0)
+}
+
+func testRunCountsErrorsAndStillExits0(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	f.answer = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(503)
 		io.WriteString(w, `{"status":503,"code":"unavailable"}`)
 	}
-	code, s, _ := runJSON(t, context.Background(), "-endpoints", f.URL, "-clients", "2", "-requests", "40", "-warmup", "0", "-mode", "incr")
+	code, s, _ := runJSON(t, context.Background(), "-endpoints", f.URL, "-clients", "2", "-requests", "40", "-warmup", "0", "-mode", "incr", "-http-client", hc)
 	if code != 0 || s.Errors != 40 || s.OK != 0 || s.ErrorsByClass["503 unavailable"] != 40 {
 		t.Fatalf("exit %d summary %+v", code, s)
 	}
 }
 
-func TestRunUnreachableExits1(t *testing.T) {
+func TestRunUnreachableExits1(t *testing.T) { eachClient(t, testRunUnreachableExits1) }
+
+func testRunUnreachableExits1(t *testing.T, hc string) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := "http://" + l.Addr().String()
 	l.Close()
-	code, s, stderr := runJSON(t, context.Background(), "-endpoints", addr, "-clients", "2", "-duration", "100ms", "-warmup", "0")
+	code, s, stderr := runJSON(t, context.Background(), "-endpoints", addr, "-clients", "2", "-duration", "100ms", "-warmup", "0", "-http-client", hc)
 	if code != 1 || s.Errors == 0 || s.ErrorsByClass["transport: connection refused"] != s.Errors {
 		t.Fatalf("exit %d summary %+v", code, s)
 	}
@@ -201,19 +242,21 @@ func TestRunUnreachableExits1(t *testing.T) {
 		t.Fatalf("stderr %q", stderr)
 	}
 	// In a read mode the preload already finds it unreachable.
-	code, s, _ = runJSON(t, context.Background(), "-endpoints", addr, "-mode", "read", "-preload", "5", "-duration", "100ms")
+	code, s, _ = runJSON(t, context.Background(), "-endpoints", addr, "-mode", "read", "-preload", "5", "-duration", "100ms", "-http-client", hc)
 	if code != 1 || s.PreloadErrors["transport: connection refused"] != 5 {
 		t.Fatalf("exit %d summary %+v", code, s)
 	}
 }
 
-func TestRunInterruptedPrintsSummary(t *testing.T) {
+func TestRunInterruptedPrintsSummary(t *testing.T) { eachClient(t, testRunInterruptedPrintsSummary) }
+
+func testRunInterruptedPrintsSummary(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
 	var out, errOut strings.Builder
-	code := run(ctx, []string{"-endpoints", f.URL, "-clients", "4", "-duration", "1m", "-warmup", "100ms"}, noenv, &out, &errOut)
+	code := run(ctx, []string{"-endpoints", f.URL, "-clients", "4", "-duration", "1m", "-warmup", "100ms", "-http-client", hc}, noenv, &out, &errOut)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("took %v to stop after the interrupt", took)
 	}
@@ -231,9 +274,13 @@ func TestProgressLines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes over a second")
 	}
+	eachClient(t, testProgressLines)
+}
+
+func testProgressLines(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	var out, errOut strings.Builder
-	if code := run(context.Background(), []string{"-endpoints", f.URL, "-clients", "2", "-duration", "1200ms", "-warmup", "0"}, noenv, &out, &errOut); code != 0 {
+	if code := run(context.Background(), []string{"-endpoints", f.URL, "-clients", "2", "-duration", "1200ms", "-warmup", "0", "-http-client", hc}, noenv, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	line := strings.TrimSpace(errOut.String())

@@ -52,7 +52,7 @@ func newBench(cfg config, stderr io.Writer) *bench {
 	return &bench{
 		cfg:     cfg,
 		wl:      newWorkload(cfg, seed),
-		doer:    &doer{client: newHTTPClient(cfg.clients, cfg.timeout), token: cfg.token},
+		doer:    newDoer(cfg),
 		stderr:  stderr,
 		seed:    seed,
 		stopped: make(chan struct{}),
@@ -66,7 +66,7 @@ func (b *bench) endpoint(i int) string { return b.cfg.endpoints[i%len(b.cfg.endp
 // summary. It always ends: by -duration, by -requests, or when ctx ends.
 // The error is for a preload that wrote nothing to read.
 func (b *bench) run(ctx context.Context) (*summary, error) {
-	defer b.doer.client.CloseIdleConnections()
+	defer b.doer.closeIdle()
 	sum := &summary{
 		Mode: string(b.cfg.mode), Endpoints: b.cfg.endpoints, Clients: b.cfg.clients,
 		ValueSize: b.cfg.valueSize, Objects: b.cfg.objects, Keys: b.cfg.keys,

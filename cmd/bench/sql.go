@@ -112,7 +112,7 @@ func (w *workload) sqlPreloadRequest(obj int, ids []int, rng *rand.Rand) request
 func runSQL(ctx context.Context, cfg config, stdout, stderr io.Writer) int {
 	b := newBench(cfg, stderr)
 	b.wl.sqlStale = cfg.stale
-	defer b.doer.client.CloseIdleConnections()
+	defer b.doer.closeIdle()
 	setupErrs, err := b.sqlSetup(ctx)
 	var sum *summary
 	if err == nil && ctx.Err() == nil {

@@ -186,9 +186,13 @@ func sqlQuery(t *testing.T, base, ns, obj, sql string, params ...any) [][]json.R
 // checks what they wrote and read.
 func TestSQLModesAgainstANode(t *testing.T) {
 	base := startSQLNode(t)
+	eachClient(t, func(t *testing.T, hc string) { testSQLModesAgainstANode(t, base, hc) })
+}
 
-	code, s, stderr := runJSON(t, context.Background(), "-endpoints", base, "-mode", "sql-insert", "-namespace", "bi",
-		"-objects", "3", "-clients", "4", "-requests", "150", "-warmup", "0", "-value-size", "64")
+func testSQLModesAgainstANode(t *testing.T, base, hc string) {
+	bi, bs := "bi-"+hc, "bs-"+hc
+	code, s, stderr := runJSON(t, context.Background(), "-endpoints", base, "-mode", "sql-insert", "-namespace", bi,
+		"-objects", "3", "-clients", "4", "-requests", "150", "-warmup", "0", "-value-size", "64", "-http-client", hc)
 	if code != 0 || s.Mode != "sql-insert" || s.OK != 150 || s.Errors != 0 || s.Objects != 3 || s.OpsPerSec <= 0 {
 		t.Fatalf("sql-insert: exit %d, summary %+v\n%s", code, s, stderr)
 	}
@@ -197,7 +201,7 @@ func TestSQLModesAgainstANode(t *testing.T) {
 	}
 	rows := 0
 	for _, obj := range []string{"obj-0", "obj-1", "obj-2"} {
-		r := sqlQuery(t, base, "bi", obj, "SELECT count(*), min(length(v)), max(length(v)) FROM bench_sql")
+		r := sqlQuery(t, base, bi, obj, "SELECT count(*), min(length(v)), max(length(v)) FROM bench_sql")
 		var n, lo, hi int
 		json.Unmarshal(r[0][0], &n)
 		json.Unmarshal(r[0][1], &lo)
@@ -212,8 +216,8 @@ func TestSQLModesAgainstANode(t *testing.T) {
 	}
 
 	for _, stale := range []string{"false", "true"} {
-		code, s, stderr = runJSON(t, context.Background(), "-endpoints", base, "-mode", "sql-select", "-namespace", "bs",
-			"-objects", "2", "-preload", "120", "-clients", "4", "-requests", "100", "-warmup", "50ms", "-stale="+stale)
+		code, s, stderr = runJSON(t, context.Background(), "-endpoints", base, "-mode", "sql-select", "-namespace", bs,
+			"-objects", "2", "-preload", "120", "-clients", "4", "-requests", "100", "-warmup", "50ms", "-stale="+stale, "-http-client", hc)
 		if code != 0 || s.Mode != "sql-select" || s.Preloaded != 120 || s.OK != 100 || s.Errors != 0 {
 			t.Fatalf("sql-select -stale=%s: exit %d, summary %+v\n%s", stale, code, s, stderr)
 		}
@@ -222,10 +226,10 @@ func TestSQLModesAgainstANode(t *testing.T) {
 		}
 	}
 	// Row j is in object j mod 2 with id j; a select the mode sends finds it.
-	if r := sqlQuery(t, base, "bs", "obj-1", "SELECT count(*), sum(id % 2) FROM bench_sql"); string(r[0][0]) != "60" || string(r[0][1]) != "60" {
+	if r := sqlQuery(t, base, bs, "obj-1", "SELECT count(*), sum(id % 2) FROM bench_sql"); string(r[0][0]) != "60" || string(r[0][1]) != "60" {
 		t.Fatalf("obj-1 holds %s", r)
 	}
-	w := newWorkload(config{mode: modeSQLSelect, namespace: "bs", objects: 2, valueSize: 256}, 1)
+	w := newWorkload(config{mode: modeSQLSelect, namespace: bs, objects: 2, valueSize: 256}, 1)
 	w.preloaded = []target{{obj: 1, key: 77}}
 	rq := w.next(rand.New(rand.NewPCG(1, 1)))
 	resp, err := http.Post(base+rq.path, rq.contentType, strings.NewReader(string(rq.body)))
@@ -241,7 +245,9 @@ func TestSQLModesAgainstANode(t *testing.T) {
 
 // TestSQLSetupFailureExits1 checks that a run whose tables cannot be
 // created measures nothing and exits 1.
-func TestSQLSetupFailureExits1(t *testing.T) {
+func TestSQLSetupFailureExits1(t *testing.T) { eachClient(t, testSQLSetupFailureExits1) }
+
+func testSQLSetupFailureExits1(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	f.answer = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/problem+json")
@@ -249,7 +255,7 @@ func TestSQLSetupFailureExits1(t *testing.T) {
 		io.WriteString(w, `{"status":403,"code":"forbidden"}`)
 	}
 	code, s, stderr := runJSON(t, context.Background(), "-endpoints", f.URL, "-mode", "sql-insert", "-objects", "3",
-		"-clients", "2", "-requests", "10", "-warmup", "0")
+		"-clients", "2", "-requests", "10", "-warmup", "0", "-http-client", hc)
 	if code != 1 || s.Requests != 0 || s.PreloadErrors["403 forbidden"] != 3 || !strings.Contains(stderr, "could not be created in 3 of 3 objects") {
 		t.Fatalf("exit %d, summary %+v, stderr %q", code, s, stderr)
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // mode is what the benchmark does; see usage in main.go.
@@ -233,14 +235,39 @@ func (w *workload) preloadTargets(rng *rand.Rand, n int) []target {
 	return out
 }
 
-// doer sends requests and reads their answers to the end.
+// doer sends requests and reads their answers to the end, with fasthttp
+// (fasthttp.go) or with net/http (-http-client).
 type doer struct {
-	client *http.Client
-	token  string
+	fast    *fasthttp.Client // -http-client fast
+	client  *http.Client     // -http-client net (when fast is nil)
+	token   string
+	timeout time.Duration
 	// attempts counts requests sent, responses those that got an HTTP
 	// answer (any status): no responses at all means the target is
 	// unreachable.
 	attempts, responses atomic.Int64
+}
+
+// newDoer makes the doer of a run: cfg.httpClient picks the client ("net"
+// is net/http, anything else fasthttp), with keep-alive connections
+// for cfg.clients workers and cfg.timeout per request.
+func newDoer(cfg config) *doer {
+	d := &doer{token: cfg.token, timeout: cfg.timeout}
+	if cfg.httpClient == httpClientNet {
+		d.client = newHTTPClient(cfg.clients, cfg.timeout)
+	} else {
+		d.fast = newFastClient(cfg.clients, cfg.timeout)
+	}
+	return d
+}
+
+// closeIdle closes the kept-alive connections not in use.
+func (d *doer) closeIdle() {
+	if d.fast != nil {
+		d.fast.CloseIdleConnections()
+	} else {
+		d.client.CloseIdleConnections()
+	}
 }
 
 // newHTTPClient makes the one client all workers share: keep-alive
@@ -266,6 +293,9 @@ func newHTTPClient(clients int, timeout time.Duration) *http.Client {
 // do sends rq to the endpoint base and reads the answer. The latency runs
 // from just before sending to the end of the answer's body.
 func (d *doer) do(ctx context.Context, base string, rq request) result {
+	if d.fast != nil {
+		return d.doFast(ctx, base, rq)
+	}
 	var body io.Reader = http.NoBody
 	if rq.body != nil {
 		body = bytes.NewReader(rq.body)

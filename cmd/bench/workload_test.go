@@ -25,12 +25,13 @@ type seen struct {
 }
 
 // fakeServer records every request and answers with answer (200 "{}" when
-// nil). It counts the TCP connections it accepted.
+// nil). It counts the TCP connections it accepted, and those closed.
 type fakeServer struct {
 	*httptest.Server
 	mu     sync.Mutex
 	reqs   []seen
 	conns  atomic.Int64
+	closed atomic.Int64
 	answer func(w http.ResponseWriter, r *http.Request)
 }
 
@@ -50,8 +51,11 @@ func newFakeServer(t *testing.T) *fakeServer {
 		io.WriteString(w, `{"version":"7"}`)
 	}))
 	f.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			f.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			f.closed.Add(1)
 		}
 	}
 	f.Start()
@@ -69,10 +73,17 @@ func testConfig(m mode) config {
 	return config{mode: m, namespace: "bench", objects: 50, keys: 10, valueSize: 100, txKeys: 4, readRatio: 0.5, clients: 4, timeout: 5 * time.Second}
 }
 
-// send makes n requests of w's mode against f and returns what f saw.
-func send(t *testing.T, f *fakeServer, w *workload, token string, n int) ([]request, []seen) {
+// testDoer is the doer of a run with -http-client hc.
+func testDoer(hc string, clients int, timeout time.Duration, token string) *doer {
+	return newDoer(config{httpClient: hc, clients: clients, timeout: timeout, token: token})
+}
+
+// send makes n requests of w's mode against f with -http-client hc and
+// returns what f saw.
+func send(t *testing.T, hc string, f *fakeServer, w *workload, token string, n int) ([]request, []seen) {
 	t.Helper()
-	d := &doer{client: newHTTPClient(4, 5*time.Second), token: token}
+	d := testDoer(hc, 4, 5*time.Second, token)
+	defer d.closeIdle()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var sent []request
 	for range n {
@@ -110,10 +121,12 @@ func parseKV(t *testing.T, path string) (obj, key string) {
 	return obj, key
 }
 
-func TestWriteMode(t *testing.T) {
+func TestWriteMode(t *testing.T) { eachClient(t, testWriteMode) }
+
+func testWriteMode(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	w := newWorkload(testConfig(modeWrite), 1)
-	sent, got := send(t, f, w, "s3cret", 200)
+	sent, got := send(t, hc, f, w, "s3cret", 200)
 	objs := map[string]bool{}
 	for i, r := range got {
 		if r.method != http.MethodPut || sent[i].kind != kindWrite {
@@ -130,7 +143,8 @@ func TestWriteMode(t *testing.T) {
 		if a := r.header.Get("Authorization"); a != "Bearer s3cret" {
 			t.Fatalf("Authorization %q", a)
 		}
-		if len(r.body) != 100 || r.header.Get("Content-Length") != "" && r.header.Get("Content-Length") != "100" {
+		if len(r.body) != 100 || r.header.Get("Content-Length") != "" && r.header.Get("Content-Length") != "100" ||
+			r.header.Get("Transfer-Encoding") != "" || r.header.Get("Content-Encoding") != "" {
 			t.Fatalf("body of %d bytes, want 100", len(r.body))
 		}
 		if r.rawQuery != "" {
@@ -146,18 +160,20 @@ func TestWriteMode(t *testing.T) {
 	}
 	// Bodies are read to the end, so the connection is reused (more than
 	// one only if net/http dials while it is on its way back to the pool).
-	if n := f.conns.Load(); n > 3 {
+	if n := f.conns.Load(); n > 3 || hc == httpClientFast && n != 1 {
 		t.Fatalf("%d connections for 200 sequential requests: not kept alive", n)
 	}
 }
 
-func TestReadModes(t *testing.T) {
+func TestReadModes(t *testing.T) { eachClient(t, testReadModes) }
+
+func testReadModes(t *testing.T, hc string) {
 	for _, m := range []mode{modeRead, modeStaleRead} {
 		t.Run(string(m), func(t *testing.T) {
 			f := newFakeServer(t)
 			w := newWorkload(testConfig(m), 1)
 			w.preloaded = []target{{3, 1}, {7, 9}}
-			sent, got := send(t, f, w, "", 50)
+			sent, got := send(t, hc, f, w, "", 50)
 			for i, r := range got {
 				if r.method != http.MethodGet || len(r.body) != 0 {
 					t.Fatalf("%s with %d-byte body", r.method, len(r.body))
@@ -181,13 +197,15 @@ func TestReadModes(t *testing.T) {
 	}
 }
 
-func TestMixedMode(t *testing.T) {
+func TestMixedMode(t *testing.T) { eachClient(t, testMixedMode) }
+
+func testMixedMode(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	c := testConfig(modeMixed)
 	c.readRatio = 0.8
 	w := newWorkload(c, 1)
 	w.preloaded = []target{{1, 1}}
-	sent, got := send(t, f, w, "", 1000)
+	sent, got := send(t, hc, f, w, "", 1000)
 	reads := 0
 	for i, r := range got {
 		switch r.method {
@@ -219,10 +237,12 @@ func TestMixedMode(t *testing.T) {
 	}
 }
 
-func TestTxMode(t *testing.T) {
+func TestTxMode(t *testing.T) { eachClient(t, testTxMode) }
+
+func testTxMode(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	w := newWorkload(testConfig(modeTx), 1)
-	sent, got := send(t, f, w, "tok", 100)
+	sent, got := send(t, hc, f, w, "tok", 100)
 	for i, r := range got {
 		if r.method != http.MethodPost || sent[i].kind != kindTx {
 			t.Fatalf("method %s", r.method)
@@ -268,10 +288,12 @@ func TestTxMode(t *testing.T) {
 	}
 }
 
-func TestIncrMode(t *testing.T) {
+func TestIncrMode(t *testing.T) { eachClient(t, testIncrMode) }
+
+func testIncrMode(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	w := newWorkload(testConfig(modeIncr), 1)
-	sent, got := send(t, f, w, "", 20)
+	sent, got := send(t, hc, f, w, "", 20)
 	for i, r := range got {
 		if r.method != http.MethodPost || sent[i].kind != kindIncr || !strings.HasSuffix(r.path, "/tx") {
 			t.Fatalf("%s %s", r.method, r.path)
@@ -285,13 +307,15 @@ func TestIncrMode(t *testing.T) {
 	}
 }
 
-func TestNamesArePercentEncoded(t *testing.T) {
+func TestNamesArePercentEncoded(t *testing.T) { eachClient(t, testNamesArePercentEncoded) }
+
+func testNamesArePercentEncoded(t *testing.T, hc string) {
 	f := newFakeServer(t)
 	c := testConfig(modeWrite)
 	c.objects, c.keys = 1, 1
 	w := newWorkload(c, 1)
 	w.objPrefix, w.keyPrefix = "room 1/ü?#%", "a/b c"
-	_, got := send(t, f, w, "", 1)
+	_, got := send(t, hc, f, w, "", 1)
 	want := "/v1/ns/bench/objects/room%201%2F%C3%BC%3F%23%250/kv/a%2Fb%20c0"
 	if got[0].path != want || got[0].rawQuery != "" {
 		t.Fatalf("path %q query %q, want %q", got[0].path, got[0].rawQuery, want)
@@ -302,9 +326,11 @@ func TestNamesArePercentEncoded(t *testing.T) {
 	}
 }
 
-func TestDoClassifiesErrors(t *testing.T) {
+func TestDoClassifiesErrors(t *testing.T) { eachClient(t, testDoClassifiesErrors) }
+
+func testDoClassifiesErrors(t *testing.T, hc string) {
 	f := newFakeServer(t)
-	d := &doer{client: newHTTPClient(2, 5*time.Second)}
+	d := testDoer(hc, 2, 5*time.Second, "")
 	w := newWorkload(testConfig(modeWrite), 1)
 	rq := w.put(target{1, 1}, rand.New(rand.NewPCG(1, 1)))
 
@@ -319,7 +345,7 @@ func TestDoClassifiesErrors(t *testing.T) {
 			t.Fatalf("result %+v", res)
 		}
 	}
-	if n := f.conns.Load(); n > 3 {
+	if n := f.conns.Load(); n > 3 || hc == httpClientFast && n != 1 {
 		t.Fatalf("%d connections for 20 error answers: bodies not drained", n)
 	}
 
@@ -341,12 +367,20 @@ func TestDoClassifiesErrors(t *testing.T) {
 	f.answer = func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
+	start := time.Now()
+	if res := d.do(ctx, f.URL, rq); !res.canceled {
+		t.Fatalf("result %+v, want canceled", res)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("a canceled request took %v to return", took)
+	}
+	// A request whose run ended before it started is canceled too.
 	if res := d.do(ctx, f.URL, rq); !res.canceled {
 		t.Fatalf("result %+v, want canceled", res)
 	}
 
 	// The per-request timeout is an error.
-	short := &doer{client: newHTTPClient(1, 50*time.Millisecond)}
+	short := testDoer(hc, 1, 50*time.Millisecond, "")
 	if res := short.do(context.Background(), f.URL, rq); res.class != "transport: timeout" || res.canceled {
 		t.Fatalf("result %+v, want a timeout", res)
 	}
