@@ -5,18 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/cairndb/cairn/api"
-	"github.com/cairndb/cairn/cluster"
-	"github.com/cairndb/cairn/sqlstore"
-	"github.com/cockroachdb/pebble/v2"
+	"github.com/cairndb/cairn/internal/testnode"
 )
 
 func TestSQLFlags(t *testing.T) {
@@ -127,38 +121,7 @@ func TestSQLRequests(t *testing.T) {
 // cmd/node wires it, and serves its API; it returns the base URL.
 func startSQLNode(t *testing.T) string {
 	t.Helper()
-	node, err := cluster.New(cluster.Config{
-		NodeID:     "b1",
-		DataDir:    t.TempDir(),
-		RaftAddr:   "127.0.0.1:0",
-		GossipAddr: "127.0.0.1:0",
-		Shards:     4,
-		Raft: cluster.RaftConfig{HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond},
-		Logger: slog.New(slog.DiscardHandler),
-		NewSQL: func(*pebble.DB) (cluster.SQLEngine, error) {
-			return sqlstore.New(sqlstore.Config{MaxOpen: 256})
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := node.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Backend: node})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return hs.URL
+	return testnode.StartT(t, testnode.Options{ID: "b1", SQLOpenDBs: 256}).URL
 }
 
 // sqlQuery runs one statement against a node and returns its rows.
