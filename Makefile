@@ -27,8 +27,9 @@ image: ## the container image cairn:dev (static binary, FROM scratch)
 bench: ## write benchmark against a node at 127.0.0.1:8080
 	$(GO) run ./cmd/bench -mode write -clients 64 -duration 20s
 
-build: ## static binaries in ./bin
-	CGO_ENABLED=0 $(GO) build -o bin/cairn ./cmd/node
+build: ## static binaries in ./bin: cairn-node (the server), cairn (the CLI), cairn-bench
+	CGO_ENABLED=0 $(GO) build -o bin/cairn-node ./cmd/node
+	CGO_ENABLED=0 $(GO) build -o bin/cairn ./cmd/cairn
 	CGO_ENABLED=0 $(GO) build -o bin/cairn-bench ./cmd/bench
 
 fuzz: ## run every fuzz target for 30 s each
