@@ -1,7 +1,7 @@
 # Cairn's everyday commands. `make help` lists them.
 GO ?= go
 
-.PHONY: help run test race e2e e2e-docker image bench build fuzz
+.PHONY: help run test race e2e e2e-docker image bench bench-3 build fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ image: ## the container image cairn:dev (static binary, FROM scratch)
 
 bench: ## write benchmark against a node at 127.0.0.1:8080
 	$(GO) run ./cmd/bench -mode write -clients 64 -duration 20s
+
+bench-3: ## write benchmark on a fresh 3-node loopback cluster (scripts/bench-local.sh)
+	scripts/bench-local.sh -n 3 -- -mode write -clients 64 -duration 20s
 
 build: ## static binaries in ./bin: cairn-node (the server), cairn (the CLI), cairn-bench
 	CGO_ENABLED=0 $(GO) build -o bin/cairn-node ./cmd/node
