@@ -4,7 +4,7 @@ GO ?= go
 .PHONY: help run test race e2e e2e-docker image bench bench-3 build fuzz
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 run: ## a single-node cluster on 127.0.0.1:8080, data in ./data
 	$(GO) run ./cmd/node
