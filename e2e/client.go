@@ -183,6 +183,9 @@ type Client struct {
 	hc        *http.Client
 	rec       *Recorder
 	final     bool // marks its reads as reads of the final state
+	// failures counts the transport errors in a row; Backoff waits
+	// longer after each.
+	failures int
 }
 
 // NewClient returns client id of rec over endpoints.
@@ -319,8 +322,45 @@ func (c *Client) record(in Input, out Output, call int64, a answer, refused bool
 	if out.Outcome == OutcomeUnknown {
 		c.stream = c.rec.newStream()
 	}
+	c.answered(a)
+}
+
+// answered notes how an exchange ended: after a transport error the
+// client moves to the next endpoint and backs off.
+func (c *Client) answered(a answer) {
 	if a.err != nil && a.status == 0 {
 		c.pref = (c.pref + 1) % len(c.endpoints)
+		c.failures++
+		return
+	}
+	c.failures = 0
+}
+
+// Backoff bounds for a client whose requests end in transport errors.
+const (
+	firstBackoff = 100 * time.Millisecond
+	maxBackoff   = 2 * time.Second
+)
+
+// Backoff waits before the next operation after transport errors in a
+// row: 100 ms after the first, doubling up to 2 s. A node that is down
+// (or a published port with nothing behind it) answers every request with
+// one, and a write that was sent counts as maybe applied: a client that
+// kept sending at full rate would fill the history with unknown outcomes,
+// each of which the linearizability check must place anywhere after its
+// call. It returns false once ctx has ended.
+func (c *Client) Backoff(ctx context.Context) bool {
+	if c.failures == 0 {
+		return ctx.Err() == nil
+	}
+	d := min(firstBackoff<<min(c.failures-1, 5), maxBackoff)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -11,14 +11,20 @@
 //     packages) that classifies every answer as ok, failed or unknown;
 //   - model.go: the porcupine model of per-key registers;
 //   - traffic.go: the workloads (registers with get/put/cas; a counter);
-//   - failpoints.go: faults injected in a bounded loop during traffic;
+//   - sql.go, alarms.go: the SQL workload (tables that only grow) and the
+//     alarm workload with its webhook receiver, and their verdicts;
+//   - failpoints.go, failpoints_cluster.go: faults injected in a bounded
+//     loop during traffic;
+//   - scale.go: drains and the settled placement of a membership change;
 //   - validate.go: the verdicts and the artifacts saved on failure;
-//   - robustness_test.go: the scenarios (run only with CAIRN_E2E=1).
+//   - docker.go: DockerCluster, the same Cluster over docker-compose.yml;
+//   - robustness_test.go, docker_test.go: the scenarios (run only with
+//     CAIRN_E2E=1, CAIRN_E2E_DOCKER=1).
 //
-// Everything except ProcessCluster and the tests talks to the cluster only
-// through HTTP and the Cluster interface, so a suite against another
-// deployment (docker compose) reuses the client, model, traffic and
-// validation with its own Cluster.
+// Everything except ProcessCluster, DockerCluster and the tests talks to
+// the cluster only through HTTP and the Cluster interface, so the suite
+// against docker compose reuses the clients, model, traffic and validation
+// with its own Cluster.
 package e2e
 
 import (

@@ -31,14 +31,19 @@ import (
 // docker pause and unpause (the cgroup freezer), Isolate and Heal docker
 // network disconnect and connect (with the node's static IP). A node cut
 // off the network is also cut off from the host: its published port does
-// not answer until it is healed.
+// not answer until it is healed. AddNodes starts n4 and n5 of the compose
+// profile "scale", which join the running cluster; Retire stops a node for
+// good (a scale-in, once it was drained).
 type DockerCluster struct {
 	compose []string // the compose command and its project arguments
 	env     []string
 	project string
 	network string
+
+	nmu     sync.RWMutex // guards nodes, byID and retired
 	nodes   []*dockerNode
 	byID    map[string]*dockerNode
+	retired []string // nodes scaled in: no longer in Nodes, still in the artifacts
 
 	mu     sync.Mutex // guards events
 	events []logEvent // what the suite did to each node, for Logs
@@ -86,8 +91,16 @@ const (
 	dockerStopGrace = 15               // seconds docker waits after SIGTERM: above -shutdown-timeout 10s
 )
 
-// dockerNodes are the services of docker-compose.yml the suite runs.
-var dockerNodes = []string{"n1", "n2", "n3"}
+// dockerNodes are the services of docker-compose.yml the suite starts
+// with; scaleNodes are those of its "scale" profile, which AddNodes starts.
+var (
+	dockerNodes = []string{"n1", "n2", "n3"}
+	scaleNodes  = []string{"n4", "n5"}
+)
+
+// publishedPorts are the host ports docker-compose.yml publishes each
+// node's HTTP API on.
+var publishedPorts = map[string]string{"n1": "8081", "n2": "8082", "n3": "8083", "n4": "8084", "n5": "8085"}
 
 // ProjectPrefix starts the name of every compose project the suite makes,
 // so that scripts/e2e-docker.sh can find what an interrupted run left.
@@ -124,13 +137,8 @@ func NewDockerCluster(t testing.TB, cfg DockerClusterConfig) *DockerCluster {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	// docker-compose.yml publishes n1…n3 on 127.0.0.1:8081…8083.
-	for _, port := range []string{"8081", "8082", "8083"} {
-		l, err := net.Listen("tcp", "127.0.0.1:"+port)
-		if err != nil {
-			t.Fatalf("e2e: 127.0.0.1:%s is taken (%v); the docker suite publishes its nodes there: stop what uses it (a cluster of docker-compose up? scripts/cluster-down.sh)", port, err)
-		}
-		l.Close()
+	if err := portsFree(dockerNodes); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := dockerRun(dockerTimeout, "image", "inspect", cfg.Image); err != nil {
 		t.Logf("e2e: no image %s; building it with scripts/build-image.sh", cfg.Image)
@@ -165,19 +173,10 @@ func NewDockerCluster(t testing.TB, cfg DockerClusterConfig) *DockerCluster {
 		t.Fatalf("e2e: finding the network of project %s: %q %v", cfg.Project, dc.network, err)
 	}
 	for _, id := range dockerNodes {
-		n := &dockerNode{id: id}
-		if n.container, err = dc.composeRun(dockerTimeout, "ps", "-q", id); err != nil || n.container == "" {
-			t.Fatalf("e2e: the container of %s: %q %v", id, n.container, err)
+		n, err := dc.discover(id)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if n.ip, err = dockerRun(dockerTimeout, "inspect", "-f",
-			fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).IPAMConfig.IPv4Address}}`, dc.network), n.container); err != nil || n.ip == "" {
-			t.Fatalf("e2e: the static IP of %s: %q %v", id, n.ip, err)
-		}
-		port, err := dockerRun(dockerTimeout, "port", n.container, "8080/tcp")
-		if err != nil || port == "" {
-			t.Fatalf("e2e: the published HTTP port of %s: %q %v", id, port, err)
-		}
-		n.endpoint = "http://" + strings.Fields(port)[0]
 		dc.nodes = append(dc.nodes, n)
 		dc.byID[id] = n
 	}
@@ -191,6 +190,118 @@ func NewDockerCluster(t testing.TB, cfg DockerClusterConfig) *DockerCluster {
 	}
 	t.Logf("e2e: project %s ready: %s", cfg.Project, strings.Join(dc.Endpoints(), " "))
 	return dc
+}
+
+// portsFree checks that the host ports nodes publish their APIs on are
+// free.
+func portsFree(nodes []string) error {
+	for _, id := range nodes {
+		port := publishedPorts[id]
+		l, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			return fmt.Errorf("e2e: 127.0.0.1:%s is taken (%v); the docker suite publishes %s there: stop what uses it (a cluster of docker-compose up? scripts/cluster-down.sh)", port, err, id)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// discover finds service id's container, its static IP and its published
+// HTTP endpoint.
+func (dc *DockerCluster) discover(id string) (*dockerNode, error) {
+	n := &dockerNode{id: id}
+	var err error
+	if n.container, err = dc.composeRun(dockerTimeout, "ps", "-q", id); err != nil || n.container == "" {
+		return nil, fmt.Errorf("e2e: the container of %s: %q %v", id, n.container, err)
+	}
+	if n.ip, err = dockerRun(dockerTimeout, "inspect", "-f",
+		fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).IPAMConfig.IPv4Address}}`, dc.network), n.container); err != nil || n.ip == "" {
+		return nil, fmt.Errorf("e2e: the static IP of %s: %q %v", id, n.ip, err)
+	}
+	port, err := dockerRun(dockerTimeout, "port", n.container, "8080/tcp")
+	if err != nil || port == "" {
+		return nil, fmt.Errorf("e2e: the published HTTP port of %s: %q %v", id, port, err)
+	}
+	n.endpoint = "http://" + strings.Fields(port)[0]
+	return n, nil
+}
+
+// AddNodes starts services of docker-compose.yml's "scale" profile (n4,
+// n5), which join the running cluster (-join), and adds them to Nodes and
+// Endpoints. It does not wait for them to be ready or to hold shards.
+func (dc *DockerCluster) AddNodes(ids ...string) error {
+	for _, id := range ids {
+		if !slices.Contains(scaleNodes, id) {
+			return fmt.Errorf("%w: %q is not a service of the scale profile %v", ErrUnknownNode, id, scaleNodes)
+		}
+		if _, err := dc.node(id); err == nil {
+			return fmt.Errorf("%w: %s", ErrRunning, id)
+		}
+	}
+	if err := portsFree(ids); err != nil {
+		return err
+	}
+	if out, err := dc.composeRun(composeTimeout, append([]string{"--profile", "scale", "up", "-d", "--no-build"}, ids...)...); err != nil {
+		return fmt.Errorf("e2e: docker-compose up %v: %w\n%s", ids, err, out)
+	}
+	for _, id := range ids {
+		n, err := dc.discover(id)
+		if err != nil {
+			return err
+		}
+		dc.note(n, "docker-compose --profile scale up -d %s", id)
+		dc.nmu.Lock()
+		dc.nodes = append(dc.nodes, n)
+		dc.byID[id] = n
+		dc.nmu.Unlock()
+	}
+	return nil
+}
+
+// Retire stops node id cleanly (docker stop) and takes it out of Nodes and
+// Endpoints, for good: what a scale-in does once the node was drained. Its
+// log stays in the artifacts.
+func (dc *DockerCluster) Retire(id string) error {
+	if err := dc.Stop(id); err != nil {
+		return err
+	}
+	dc.nmu.Lock()
+	defer dc.nmu.Unlock()
+	dc.nodes = slices.DeleteFunc(dc.nodes, func(n *dockerNode) bool { return n.id == id })
+	dc.retired = append(dc.retired, id)
+	return nil
+}
+
+// LoggedNodes returns every node that ever ran, retired ones included: the
+// nodes whose logs the artifacts keep.
+func (dc *DockerCluster) LoggedNodes() []string {
+	dc.nmu.RLock()
+	defer dc.nmu.RUnlock()
+	out := make([]string, 0, len(dc.nodes)+len(dc.retired))
+	for _, n := range dc.nodes {
+		out = append(out, n.id)
+	}
+	return append(out, dc.retired...)
+}
+
+// Gateway returns the host's address on the cluster network: where the
+// containers reach a server of the test process (the alarm webhook).
+func (dc *DockerCluster) Gateway() (string, error) {
+	gw, err := dockerRun(dockerTimeout, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", dc.network)
+	if err == nil && gw != "" {
+		return gw, nil
+	}
+	// A network created with a subnet only leaves IPAM's gateway empty;
+	// the containers' settings name it.
+	dc.nmu.RLock()
+	n := dc.nodes[0]
+	dc.nmu.RUnlock()
+	gw, err = dockerRun(dockerTimeout, "inspect", "-f",
+		fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).Gateway}}`, dc.network), n.container)
+	if err != nil || gw == "" {
+		return "", fmt.Errorf("e2e: the gateway of network %s: %q %v", dc.network, gw, err)
+	}
+	return gw, nil
 }
 
 // composeCommand finds docker-compose (v1) or the docker compose plugin.
@@ -274,6 +385,8 @@ func (dc *DockerCluster) Project() string { return dc.project }
 
 // Endpoints implements Cluster.
 func (dc *DockerCluster) Endpoints() []string {
+	dc.nmu.RLock()
+	defer dc.nmu.RUnlock()
 	out := make([]string, len(dc.nodes))
 	for i, n := range dc.nodes {
 		out[i] = n.endpoint
@@ -283,6 +396,8 @@ func (dc *DockerCluster) Endpoints() []string {
 
 // Nodes implements Cluster.
 func (dc *DockerCluster) Nodes() []string {
+	dc.nmu.RLock()
+	defer dc.nmu.RUnlock()
 	out := make([]string, len(dc.nodes))
 	for i, n := range dc.nodes {
 		out[i] = n.id
@@ -291,6 +406,8 @@ func (dc *DockerCluster) Nodes() []string {
 }
 
 func (dc *DockerCluster) node(id string) (*dockerNode, error) {
+	dc.nmu.RLock()
+	defer dc.nmu.RUnlock()
 	n, ok := dc.byID[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownNode, id)
@@ -459,8 +576,8 @@ func (dc *DockerCluster) Partition(minority ...string) error {
 // HealAll reconnects every node.
 func (dc *DockerCluster) HealAll() error {
 	var errs []error
-	for _, n := range dc.nodes {
-		errs = append(errs, dc.Heal(n.id))
+	for _, id := range dc.Nodes() {
+		errs = append(errs, dc.Heal(id))
 	}
 	return errors.Join(errs...)
 }

@@ -38,15 +38,29 @@ var ErrNoLeader = errors.New("e2e: no shard has a known leader")
 
 // ClusterStatus is the part of GET /v1/cluster the suite reads.
 type ClusterStatus struct {
-	Nodes []struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
-	} `json:"nodes"`
-	Shards []struct {
-		ID           uint32  `json:"id"`
-		Leader       *string `json:"leader"`
-		AppliedIndex uint64  `json:"appliedIndex"`
-	} `json:"shards"`
+	Nodes  []NodeStatus  `json:"nodes"`
+	Shards []ShardStatus `json:"shards"`
+}
+
+// NodeStatus is one member as GET /v1/cluster lists it.
+type NodeStatus struct {
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Draining   bool   `json:"draining"`
+	ShardsHeld int    `json:"shardsHeld"`
+	ShardsLed  int    `json:"shardsLed"`
+}
+
+// ShardStatus is one shard as GET /v1/cluster lists it. A node describes
+// the shards it hosts from its Raft state (appliedIndex above 0) and the
+// others from gossip (appliedIndex 0).
+type ShardStatus struct {
+	ID           uint32   `json:"id"`
+	Leader       *string  `json:"leader"`
+	Voters       []string `json:"voters"`
+	NonVoters    []string `json:"nonVoters"`
+	AppliedIndex uint64   `json:"appliedIndex"`
+	Move         string   `json:"move"`
 }
 
 // FetchStatus asks endpoint for GET /v1/cluster.

@@ -112,6 +112,35 @@ func TestRobustnessCounter(t *testing.T) {
 	finish(t, c, rep, records, nil)
 }
 
+// TestRobustnessSQL: inserts into and reads of the SQLite databases of a
+// few objects under kill -9 of a random node and its restart.
+func TestRobustnessSQL(t *testing.T) {
+	s := e2eSettings(t)
+	runSideScenario(t, s, KillFailpoint{}, &SQLTrafficConfig{Duration: s.traffic, Seed: s.seed, Clients: 6, OpsPerSecond: 15}, nil)
+}
+
+// TestRobustnessAlarms: alarms set 0.5–5 s ahead, delivered to a webhook
+// in the test process, under kill -9 of a random node and its restart.
+func TestRobustnessAlarms(t *testing.T) {
+	s := e2eSettings(t)
+	runSideScenario(t, s, KillFailpoint{}, nil, &AlarmTrafficConfig{Duration: s.traffic, Seed: s.seed})
+}
+
+// runSideScenario runs the SQL and/or the alarm workload under fp on a
+// fresh process cluster, then checks them.
+func runSideScenario(t *testing.T, s settings, fp Failpoint, sql *SQLTrafficConfig, alarms *AlarmTrafficConfig) {
+	c := NewProcessCluster(t, ProcessClusterConfig{})
+	rec := NewRecorder()
+	rep := &Report{Test: t.Name(), Seed: s.seed}
+	side := newSideWorkloads(rec, sql, alarms)
+	side.setup(t, c)
+	rep.Faults, rep.Traffic = withFaults(t, c, fp, rec, s, func(ctx context.Context) {
+		side.run(ctx, c.Endpoints())
+	})
+	side.check(c, rep, recovered(t, c, rep))
+	finish(t, c, rep, nil, nil)
+}
+
 // runRegisterScenario runs the register workload under fp, then checks
 // linearizability, durability and replica agreement.
 func runRegisterScenario(t *testing.T, fp Failpoint) {

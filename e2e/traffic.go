@@ -92,7 +92,7 @@ func RunKVTraffic(ctx context.Context, endpoints []string, rec *Recorder, cfg KV
 			seen := map[KeyRef]string{} // the last value this client knows per register
 			pace := newPacer(cfg.OpsPerSecond)
 			for seq := 0; ; seq++ {
-				if !pace.wait(ctx) || started.Add(1) > int64(cfg.MaxOps) {
+				if !c.Backoff(ctx) || !pace.wait(ctx) || started.Add(1) > int64(cfg.MaxOps) {
 					return
 				}
 				r := regs[rng.Intn(len(regs))]
@@ -175,7 +175,7 @@ func RunCounterTraffic(ctx context.Context, endpoints []string, rec *Recorder, c
 			c := NewClient(i, endpoints, rec, cfg.Client)
 			defer c.Close()
 			pace := newPacer(cfg.OpsPerSecond)
-			for pace.wait(ctx) && started.Add(1) <= int64(cfg.MaxOps) {
+			for c.Backoff(ctx) && pace.wait(ctx) && started.Add(1) <= int64(cfg.MaxOps) {
 				c.Incr(cfg.Object, cfg.Key, 1)
 			}
 		}()

@@ -227,13 +227,19 @@ func CheckCounter(s CounterStats, final int64) Verdict {
 
 // Report is a scenario's outcome.
 type Report struct {
-	Test      string
-	Seed      int64
-	Traffic   time.Duration // how long traffic ran
-	Faults    FaultReport
-	Counts    Counts
+	Test    string
+	Seed    int64
+	Traffic time.Duration // how long traffic ran
+	Faults  FaultReport
+	Counts  Counts // of the register and counter workloads
+	// Workloads are a line each about the other workloads (SQL, alarms)
+	// and cluster changes, printed after the operations.
+	Workloads []string
 	Verdicts  []Verdict
 	Artifacts string
+	// Histories are saved beside history.json, each as <name>.json: the
+	// other workloads' operations, the webhook's deliveries.
+	Histories map[string]any
 }
 
 // Failed reports whether any verdict failed.
@@ -254,7 +260,13 @@ func (r *Report) String() string {
 	if r.Faults.Err != nil {
 		fmt.Fprintf(&b, " (stopped: %v)", r.Faults.Err)
 	}
-	fmt.Fprintf(&b, "\n  operations:     %s\n", r.Counts)
+	b.WriteString("\n")
+	if c := r.Counts; c.OK+c.Failed+c.Unknown > 0 {
+		fmt.Fprintf(&b, "  operations:     %s\n", c)
+	}
+	for _, w := range r.Workloads {
+		fmt.Fprintf(&b, "  %s\n", w)
+	}
 	for _, v := range r.Verdicts {
 		fmt.Fprintf(&b, "  %s\n", v)
 	}
@@ -281,7 +293,8 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // SaveArtifacts writes a run's evidence under
 // <artifactsRoot>/<test>-<timestamp>/: history.json (every record and
 // fault), history.html (porcupine's visualization, when info is given),
-// summary.txt and every node's log. It returns the directory.
+// the report's other histories (sql.json, alarms.json), summary.txt and
+// every node's log. It returns the directory.
 func SaveArtifacts(c Cluster, rep *Report, records []Record, info *porcupine.LinearizationInfo) (string, error) {
 	dir := filepath.Join(artifactsRoot(), unsafeName.ReplaceAllString(rep.Test, "_")+"-"+time.Now().Format("20060102-150405"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -314,7 +327,20 @@ func SaveArtifacts(c Cluster, rep *Report, records []Record, info *porcupine.Lin
 	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(rep.String()), 0o644); err != nil {
 		return dir, err
 	}
-	for _, n := range c.Nodes() {
+	for name, h := range rep.Histories {
+		b, err := json.MarshalIndent(h, "", " ")
+		if err != nil {
+			return dir, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, unsafeName.ReplaceAllString(name, "_")+".json"), b, 0o644); err != nil {
+			return dir, err
+		}
+	}
+	nodes := c.Nodes()
+	if l, ok := c.(interface{ LoggedNodes() []string }); ok {
+		nodes = l.LoggedNodes() // nodes scaled in too
+	}
+	for _, n := range nodes {
 		if err := os.WriteFile(filepath.Join(dir, n+".log"), []byte(c.Logs(n)), 0o644); err != nil {
 			return dir, err
 		}
