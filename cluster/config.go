@@ -123,9 +123,9 @@ func DefaultConfig() Config {
 // DefaultRaftConfig returns the production Raft timings.
 func DefaultRaftConfig() RaftConfig {
 	return RaftConfig{
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
 		MaxAppendEntries:   256,
 		SnapshotInterval:   2 * time.Minute,

@@ -40,7 +40,7 @@ func (f KillFailpoint) Inject(c Cluster, node string, rng *rand.Rand) error {
 // PauseFailpoint freezes a node with SIGSTOP for longer than the election
 // timeout, then thaws it with SIGCONT.
 type PauseFailpoint struct {
-	Pause time.Duration // default 3 s (Raft's default election timeout is 1 s)
+	Pause time.Duration // default 3 s (Raft's default election timeout is 500 ms)
 }
 
 // Name implements Failpoint.
