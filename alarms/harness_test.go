@@ -68,6 +68,8 @@ type testCluster struct {
 	alarmCfg alarms.Config
 	// raft is every node's Raft tuning: short timeouts unless changed.
 	raft cluster.RaftConfig
+	// wrapNode, if set, gives each scheduler its node through a wrapper.
+	wrapNode func(*cluster.Node) alarms.Node
 }
 
 // newCluster starts size nodes that bootstrap together and waits until
@@ -141,6 +143,9 @@ func (c *testCluster) start(n *testNode, join []string) {
 	}
 	acfg := c.alarmCfg
 	acfg.Node, acfg.Logger, acfg.Registerer = node, c.log.With("node", n.id), reg
+	if c.wrapNode != nil {
+		acfg.Node = c.wrapNode(node)
+	}
 	s, err := alarms.New(acfg)
 	if err != nil {
 		node.Close()

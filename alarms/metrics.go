@@ -11,6 +11,12 @@ type metrics struct {
 	retried   prometheus.Counter
 	dropped   prometheus.Counter
 	lateness  prometheus.Histogram
+	// ackBatch is the size of the batches of outcomes proposed; ackRetries
+	// counts proposals of a batch made again after one failed.
+	ackBatch   prometheus.Histogram
+	ackRetries prometheus.Counter
+	// headReads counts reads of a due index from its head.
+	headReads prometheus.Counter
 }
 
 func newMetrics(s *Scheduler) *metrics {
@@ -45,11 +51,24 @@ func newMetrics(s *Scheduler) *metrics {
 			Help:    "Time from an alarm's scheduled time to its first delivery attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		ackBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cairn_alarm_ack_batch_size",
+			Help:    "Delivery outcomes recorded per Raft entry.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		ackRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_alarm_ack_retries_total",
+			Help: "Batches of delivery outcomes proposed again after a proposal failed.",
+		}),
+		headReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_alarm_index_head_reads_total",
+			Help: "Reads of a shard's due index from its head, after a change that may lie behind the read position; the other reads resume where the last stopped.",
+		}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.pending, m.delivered, m.retried, m.dropped, m.lateness} {
+	for _, c := range []prometheus.Collector{m.pending, m.delivered, m.retried, m.dropped, m.lateness, m.ackBatch, m.ackRetries, m.headReads} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

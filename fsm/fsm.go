@@ -76,6 +76,9 @@ type FSM struct {
 	// onAlarms, if set, is called after an entry that may have changed the
 	// shard's alarms is committed.
 	onAlarms func(shard uint32)
+	// alarmMoves counts the committed entries (and restores) that may have
+	// added an entry to the shard's due index or moved one; see AlarmMoves.
+	alarmMoves atomic.Uint64
 	// persisted and restored count the bytes of snapshots this replica
 	// wrote and installed: what moving replicas costs.
 	persisted, restored atomic.Uint64
@@ -91,6 +94,30 @@ func (f *FSM) SnapshotBytes() (persisted, restored uint64) {
 // must not block) after every entry that may have changed the shard's
 // alarms, and after a restore. It is called once, before Raft starts.
 func (f *FSM) OnAlarmChange(fn func(shard uint32)) { f.onAlarms = fn }
+
+// AlarmMoves counts the committed entries that may have added an entry to
+// the shard's due index or moved one (set or deleted an alarm, recorded a
+// retry, changed a namespace's configuration), and restores. Entries that
+// only clear delivered alarms do not count. It is incremented after the
+// entry is committed and before the OnAlarmChange hook runs, so a leader
+// that reads it before reading the due index, and finds it unchanged later,
+// knows the index gained nothing it did not add itself meanwhile; it can
+// then keep reading where it stopped instead of from the head.
+func (f *FSM) AlarmMoves() uint64 { return f.alarmMoves.Load() }
+
+// movesAlarms reports whether cmd, which touches alarms, may add an entry to
+// the due index or move one: anything but an alarm update that only clears.
+func movesAlarms(cmd *Command) bool {
+	if cmd.Type != TypeAlarmUpdate {
+		return true
+	}
+	for i := range cmd.AlarmUpdates {
+		if !cmd.AlarmUpdates[i].Clear {
+			return true
+		}
+	}
+	return false
+}
 
 // touchesAlarms reports whether cmd may change alarms.
 func touchesAlarms(cmd *Command) bool {
@@ -109,7 +136,13 @@ func touchesAlarms(cmd *Command) bool {
 	return false
 }
 
-func (f *FSM) notifyAlarms() {
+// notifyAlarms runs the OnAlarmChange hook after a committed change of the
+// shard's alarms; moved says whether the change may have added or moved a
+// due-index entry (see AlarmMoves).
+func (f *FSM) notifyAlarms(moved bool) {
+	if moved {
+		f.alarmMoves.Add(1)
+	}
 	if f.onAlarms != nil {
 		f.onAlarms(f.shard)
 	}
@@ -209,7 +242,7 @@ func (f *FSM) applyOne(cmd *Command, index uint64) *Response {
 	}
 	f.commit(b, index)
 	if resp.Err == nil && touchesAlarms(cmd) {
-		f.notifyAlarms()
+		f.notifyAlarms(movesAlarms(cmd))
 	}
 	return resp
 }
@@ -363,10 +396,8 @@ func (f *FSM) apply(r pebble.Reader, b *pebble.Batch, cmd *Command, index uint64
 		}
 		return &Response{Tx: &objectstore.TxResult{Version: c.Version}}
 	case TypeAlarmUpdate:
-		for _, u := range cmd.AlarmUpdates {
-			if _, err := objectstore.ApplyAlarmUpdate(b, b, f.shard, u); err != nil {
-				f.fatal(index, err)
-			}
+		if _, err := objectstore.ApplyAlarmUpdates(b, b, f.shard, cmd.AlarmUpdates); err != nil {
+			f.fatal(index, err)
 		}
 		return &Response{}
 	case TypeExpireIdempotency:

@@ -192,7 +192,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.sql.ForgetShard(f.shard)
 	}
 	f.ready.Store(true)
-	f.notifyAlarms()
+	f.notifyAlarms(true)
 	f.log.Info("restored from snapshot", "applied", h.Applied)
 	return nil
 }

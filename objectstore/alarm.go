@@ -13,12 +13,15 @@ import (
 // indexes in its shard's span, written in the same batch as the record:
 //
 //	obj prefix 'a'                                         → Alarm record
-//	's' shard 't' nextAttempt:u64be esc(ns) esc(obj)        → (empty): by when to deliver
+//	's' shard 't' nextAttempt:u64be esc(ns) esc(obj)        → Alarm record (a copy; empty before v2): by when to deliver
 //	's' shard 'T' esc(ns) scheduledTime:u64be esc(obj)      → (empty): a namespace's alarms by time
 //	's' shard 'm' "alarms"                                  → u64: how many alarms the shard holds
 //
-// The first index is what a shard's leader keeps a timer on; the second
-// serves GET /v1/ns/{ns}/alarms; the count is the pending-alarms metric.
+// The first index is what a shard's leader keeps a timer on; it holds a copy
+// of the record so that the leader reads a due alarm with the index, not with
+// a point read per alarm (entries written by earlier releases are empty: the
+// record is read then). The second serves GET /v1/ns/{ns}/alarms; the count
+// is the pending-alarms metric.
 
 // Alarm is an object's alarm.
 type Alarm struct {
@@ -102,10 +105,16 @@ func SetAlarm(r pebble.Reader, w *pebble.Batch, obj Object, a Alarm) error {
 	} else if err := addAlarmCount(r, w, obj.Shard, 1); err != nil {
 		return err
 	}
-	if err := w.Set(obj.alarmKey(), a.encode(), nil); err != nil {
+	return writeAlarm(w, obj, a)
+}
+
+// writeAlarm writes obj's alarm record and index entries.
+func writeAlarm(w *pebble.Batch, obj Object, a Alarm) error {
+	rec := a.encode()
+	if err := w.Set(obj.alarmKey(), rec, nil); err != nil {
 		return err
 	}
-	if err := w.Set(alarmDueKey(obj.Shard, a.NextAttempt, obj.objSuffix()), nil, nil); err != nil {
+	if err := w.Set(alarmDueKey(obj.Shard, a.NextAttempt, obj.objSuffix()), rec, nil); err != nil {
 		return err
 	}
 	return w.Set(alarmNSKey(obj.Shard, obj.Namespace, a.ScheduledTime, obj.Name), nil, nil)
@@ -117,13 +126,22 @@ func DeleteAlarm(r pebble.Reader, w *pebble.Batch, obj Object) (bool, error) {
 	if err != nil || !found {
 		return false, err
 	}
-	if err := unindexAlarm(w, obj, old); err != nil {
+	if err := removeAlarm(w, obj, old); err != nil {
 		return false, err
 	}
 	if err := addAlarmCount(r, w, obj.Shard, -1); err != nil {
 		return false, err
 	}
-	return true, w.Delete(obj.alarmKey(), nil)
+	return true, nil
+}
+
+// removeAlarm deletes obj's alarm a (as read) and its index entries; the
+// shard's count is the caller's.
+func removeAlarm(w *pebble.Batch, obj Object, a Alarm) error {
+	if err := unindexAlarm(w, obj, a); err != nil {
+		return err
+	}
+	return w.Delete(obj.alarmKey(), nil)
 }
 
 func unindexAlarm(w *pebble.Batch, obj Object, a Alarm) error {
@@ -174,18 +192,49 @@ type AlarmUpdate struct {
 // ApplyAlarmUpdate applies u to shard and reports whether it matched the
 // object's current alarm.
 func ApplyAlarmUpdate(r pebble.Reader, w *pebble.Batch, shard uint32, u AlarmUpdate) (bool, error) {
-	obj := Object{Shard: shard, Namespace: u.Namespace, Name: u.Object}
-	cur, found, err := GetAlarm(r, obj)
-	if err != nil || !found || cur.ScheduledTime != u.ScheduledTime {
-		return false, err
+	n, err := ApplyAlarmUpdates(r, w, shard, []AlarmUpdate{u})
+	return n == 1, err
+}
+
+// ApplyAlarmUpdates applies us to shard in order and returns how many
+// matched their object's current alarm. It reads each alarm once and the
+// shard's alarm count once, however many updates there are: a leader
+// records hundreds of deliveries in one command. r must see what w wrote
+// (an indexed batch), since an object may be updated twice.
+func ApplyAlarmUpdates(r pebble.Reader, w *pebble.Batch, shard uint32, us []AlarmUpdate) (int, error) {
+	matched, removed := 0, 0
+	for _, u := range us {
+		obj := Object{Shard: shard, Namespace: u.Namespace, Name: u.Object}
+		cur, found, err := GetAlarm(r, obj)
+		if err != nil {
+			return matched, err
+		}
+		if !found || cur.ScheduledTime != u.ScheduledTime {
+			continue
+		}
+		matched++
+		if u.Clear {
+			if err := removeAlarm(w, obj, cur); err != nil {
+				return matched, err
+			}
+			removed++
+			continue
+		}
+		next := cur
+		next.RetryCount, next.NextAttempt = u.RetryCount, u.NextAttempt
+		if err := unindexAlarm(w, obj, cur); err != nil {
+			return matched, err
+		}
+		if err := writeAlarm(w, obj, next); err != nil {
+			return matched, err
+		}
 	}
-	if u.Clear {
-		_, err := DeleteAlarm(r, w, obj)
-		return err == nil, err
+	if removed > 0 {
+		if err := addAlarmCount(r, w, shard, -int64(removed)); err != nil {
+			return matched, err
+		}
 	}
-	next := cur
-	next.RetryCount, next.NextAttempt = u.RetryCount, u.NextAttempt
-	return true, SetAlarm(r, w, obj, next)
+	return matched, nil
 }
 
 // DueAlarm is an entry of a shard's due index.
@@ -198,8 +247,59 @@ type DueAlarm struct {
 // starting from the earliest, until fn returns false. It reads only as far
 // as fn wants: a leader reads the head of the index, never the whole shard.
 func ScanDue(r pebble.Reader, shard uint32, fn func(DueAlarm) bool) error {
+	var ferr error
+	err := ScanDueFrom(r, shard, nil, func(e DueEntry) bool {
+		a, found, err := GetAlarm(r, e.Object)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if !found || a.NextAttempt != e.NextAttempt {
+			return true // a stale index entry; the next write of the object fixes it
+		}
+		return fn(DueAlarm{Object: e.Object, Alarm: a})
+	})
+	if ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// DueEntry is an entry of a shard's due index.
+type DueEntry struct {
+	Object      Object
+	NextAttempt int64 // ms since the epoch
+	// Alarm is the copy of the alarm record the entry holds, if HasAlarm
+	// (entries written by earlier releases hold none).
+	Alarm    Alarm
+	HasAlarm bool
+	// Key is the entry's key, valid only during the call: ScanDueFrom with
+	// from = Key reads again from this entry, with DueAfter(Key) from the
+	// next one.
+	Key []byte
+}
+
+// DueAfter returns the position just after the due-index entry key, for
+// ScanDueFrom.
+func DueAfter(key []byte) []byte {
+	return append(bytes.Clone(key), 0)
+}
+
+// ScanDueFrom calls fn for the entries of shard's due index in order of
+// their next attempt, from position from (nil: the earliest entry), until fn
+// returns false. It reads the index only, not the alarm records (an entry
+// holds a copy): a leader keeps its place in the index and resumes there.
+func ScanDueFrom(r pebble.Reader, shard uint32, from []byte, fn func(DueEntry) bool) error {
 	lo := append(shardPrefix(shard), tagAlarmIdx)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: successor(lo)})
+	hi := successor(lo)
+	start := lo
+	if len(from) > 0 {
+		if !bytes.HasPrefix(from, lo) {
+			return ErrCorrupt
+		}
+		start = from
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: hi})
 	if err != nil {
 		return err
 	}
@@ -217,15 +317,22 @@ func ScanDue(r pebble.Reader, shard uint32, fn func(DueAlarm) bool) error {
 		if !ok {
 			return ErrCorrupt
 		}
-		obj := Object{Shard: shard, Namespace: ns, Name: name}
-		a, found, err := GetAlarm(r, obj)
+		e := DueEntry{
+			Object:      Object{Shard: shard, Namespace: ns, Name: name},
+			NextAttempt: int64(binary.BigEndian.Uint64(k[len(lo):])),
+			Key:         k,
+		}
+		v, err := it.ValueAndErr()
 		if err != nil {
 			return err
 		}
-		if !found {
-			continue // a stale index entry; the next write of the object fixes it
+		if len(v) > 0 {
+			if e.Alarm, err = decodeAlarm(v); err != nil || e.Alarm.NextAttempt != e.NextAttempt {
+				return ErrCorrupt
+			}
+			e.HasAlarm = true
 		}
-		if !fn(DueAlarm{Object: obj, Alarm: a}) {
+		if !fn(e) {
 			break
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -137,6 +138,35 @@ func TestReceiverServesHTTP(t *testing.T) {
 	resp.Body.Close()
 	if r.unique.Load() != 1 || r.calls[0].Load() != 1 || r.malformed.Load() != 1 || r.badKey.Load() != 0 || r.total.Load() != 2 {
 		t.Fatalf("unique %d calls %d malformed %d badKey %d total %d", r.unique.Load(), r.calls[0].Load(), r.malformed.Load(), r.badKey.Load(), r.total.Load())
+	}
+}
+
+// The receiver behind fasthttp's server (the default) counts as it does
+// behind net/http's.
+func TestReceiverServesFastHTTP(t *testing.T) {
+	p := &alarmPlan{runID: "r", n: 2, windowStart: 1000, spreadMs: 10}
+	a := &alarmBench{cfg: config{httpClient: httpClientFast}, recv: newReceiver(p, "ns")}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := a.serve(ln)
+	defer stop()
+	url := "http://" + ln.Addr().String() + "/alarm"
+	body := fmt.Sprintf(`{"namespace":"ns","object":%q,"objectId":"x","scheduledTime":1000,"retryCount":0,"isRetry":false}`, p.object(1))
+	for _, b := range []string{body, body, "not json"} {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(b))
+		req.Header.Set("Idempotency-Key", idemKey("ns", p.object(1), 1000))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	r := a.recv
+	if r.unique.Load() != 1 || r.calls[1].Load() != 2 || r.malformed.Load() != 1 || r.badKey.Load() != 0 || r.total.Load() != 3 {
+		t.Fatalf("unique %d calls %d malformed %d badKey %d total %d", r.unique.Load(), r.calls[1].Load(), r.malformed.Load(), r.badKey.Load(), r.total.Load())
 	}
 }
 

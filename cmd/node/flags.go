@@ -18,26 +18,27 @@ var errHelp = errors.New("help requested")
 
 // config is everything a node is started with.
 type config struct {
-	NodeID          string
-	DataDir         string
-	HTTPAddr        string
-	RaftAddr        string
-	GossipAddr      string
-	AdvertiseAddr   string
-	Join            []string
-	BootstrapExpect int
-	Shards          int
-	Replicas        int
-	TokensFile      string
-	GossipKey       string
-	AllowNoAuth     bool
-	MaxObjectBytes  int64
-	PprofAddr       string
-	SQLOpenDBs      int
-	DeadNodeGrace   time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	ShutdownTimeout time.Duration
+	NodeID           string
+	DataDir          string
+	HTTPAddr         string
+	RaftAddr         string
+	GossipAddr       string
+	AdvertiseAddr    string
+	Join             []string
+	BootstrapExpect  int
+	Shards           int
+	Replicas         int
+	TokensFile       string
+	GossipKey        string
+	AllowNoAuth      bool
+	MaxObjectBytes   int64
+	PprofAddr        string
+	SQLOpenDBs       int
+	AlarmConcurrency int
+	DeadNodeGrace    time.Duration
+	LogLevel         slog.Level
+	LogFormat        string
+	ShutdownTimeout  time.Duration
 }
 
 // parseFlags reads args, then the CAIRN_* variables (through getenv) for
@@ -61,6 +62,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's /debug/pprof on this (loopback) address; empty: off")
 	fs.DurationVar(&c.DeadNodeGrace, "dead-node-grace", 5*time.Minute, "how long a dead node keeps its replicas before they are replaced elsewhere")
+	fs.IntVar(&c.AlarmConcurrency, "alarm-concurrency", 0, "alarm webhook calls in flight on this node, shared by every shard it leads (0: 32 per CPU, at least 128)")
 	fs.IntVar(&c.SQLOpenDBs, "sql-open-dbs", 1024, "how many objects' SQL databases a node keeps open (an LRU cache; about 0.3–0.5 MiB each)")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 10<<30, "size limit of each object's SQL database, in bytes")
 	fs.BoolVar(&c.AllowNoAuth, "allow-unauthenticated", false, "serve HTTP on a non-loopback address without a tokens file")
@@ -134,6 +136,9 @@ func (c *config) validate() error {
 	}
 	if c.DeadNodeGrace < time.Second {
 		errs = append(errs, fmt.Errorf("-dead-node-grace must be at least 1s, got %v", c.DeadNodeGrace))
+	}
+	if c.AlarmConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("-alarm-concurrency must not be negative, got %d", c.AlarmConcurrency))
 	}
 	if c.SQLOpenDBs < 1 {
 		errs = append(errs, fmt.Errorf("-sql-open-dbs must be at least 1, got %d", c.SQLOpenDBs))

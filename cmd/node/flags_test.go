@@ -15,23 +15,24 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}
 	if c.DataDir != "data" || c.HTTPAddr != "127.0.0.1:8080" || c.RaftAddr != "127.0.0.1:7000" ||
 		c.GossipAddr != "127.0.0.1:7946" || c.Shards != 16 || c.Replicas != 3 || c.BootstrapExpect != 1 ||
-		c.LogLevel != slog.LevelInfo || c.NodeID == "" {
+		c.LogLevel != slog.LevelInfo || c.NodeID == "" || c.AlarmConcurrency != 0 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
 
 func TestParseFlagsEnvAndPrecedence(t *testing.T) {
 	c, err := parseFlags([]string{"-shards", "8"}, env(map[string]string{
-		"CAIRN_SHARDS":           "32", // the flag wins
-		"CAIRN_NODE_ID":          "n7",
-		"CAIRN_JOIN":             "a:1, b:2,",
-		"CAIRN_BOOTSTRAP_EXPECT": "3",
-		"CAIRN_LOG_LEVEL":        "debug",
+		"CAIRN_SHARDS":            "32", // the flag wins
+		"CAIRN_NODE_ID":           "n7",
+		"CAIRN_JOIN":              "a:1, b:2,",
+		"CAIRN_BOOTSTRAP_EXPECT":  "3",
+		"CAIRN_LOG_LEVEL":         "debug",
+		"CAIRN_ALARM_CONCURRENCY": "96",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Shards != 8 || c.NodeID != "n7" || c.BootstrapExpect != 3 || c.LogLevel != slog.LevelDebug {
+	if c.Shards != 8 || c.NodeID != "n7" || c.BootstrapExpect != 3 || c.LogLevel != slog.LevelDebug || c.AlarmConcurrency != 96 {
 		t.Fatalf("got %+v", c)
 	}
 	if strings.Join(c.Join, ";") != "a:1;b:2" {
@@ -58,6 +59,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-log-format", "xml"}, nil, "-log-format"},
 		{[]string{"-http-addr", "0.0.0.0:8080"}, nil, "-tokens-file"},
 		{[]string{"-node-id", ""}, nil, "-node-id"},
+		{[]string{"-alarm-concurrency", "-1"}, nil, "-alarm-concurrency"},
 	} {
 		_, err := parseFlags(tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -91,7 +91,7 @@ func run(ctx context.Context, c config, started chan<- string) error {
 			node.Close()
 		}
 	}()
-	scheduler, err := alarms.New(alarms.Config{Node: node, Logger: log, Registerer: reg})
+	scheduler, err := alarms.New(alarms.Config{Node: node, Logger: log, Registerer: reg, Concurrency: c.AlarmConcurrency})
 	if err != nil {
 		return err
 	}
