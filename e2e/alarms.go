@@ -46,26 +46,13 @@ type AlarmOp struct {
 // AlarmHistory collects the alarm sets. Safe for concurrent use.
 type AlarmHistory struct {
 	rec *Recorder
-	mu  sync.Mutex
-	ops []AlarmOp
+	opLog[AlarmOp]
 }
 
 // NewAlarmHistory starts an alarm history on rec's clock.
 func NewAlarmHistory(rec *Recorder) *AlarmHistory { return &AlarmHistory{rec: rec} }
 
-func (h *AlarmHistory) add(op AlarmOp) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	op.ID = len(h.ops)
-	h.ops = append(h.ops, op)
-}
-
-// Ops returns a copy of the history so far.
-func (h *AlarmHistory) Ops() []AlarmOp {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.ops)
-}
+func (h *AlarmHistory) add(op AlarmOp) { h.append(func(id int) AlarmOp { op.ID = id; return op }) }
 
 // Delivery is one webhook call the receiver got.
 type Delivery struct {

@@ -63,25 +63,33 @@ type SQLOp struct {
 // concurrent use.
 type SQLHistory struct {
 	rec *Recorder
-	mu  sync.Mutex
-	ops []SQLOp
+	opLog[SQLOp]
 }
 
 // NewSQLHistory starts a SQL history on rec's clock.
 func NewSQLHistory(rec *Recorder) *SQLHistory { return &SQLHistory{rec: rec} }
 
-func (h *SQLHistory) add(op SQLOp) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	op.ID = len(h.ops)
-	h.ops = append(h.ops, op)
+func (h *SQLHistory) add(op SQLOp) { h.append(func(id int) SQLOp { op.ID = id; return op }) }
+
+// opLog is a history's list of operations, safe for concurrent use; each
+// operation's ID is its position.
+type opLog[T any] struct {
+	mu  sync.Mutex
+	ops []T
+}
+
+// append adds the operation made by op from its ID.
+func (l *opLog[T]) append(op func(id int) T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ops = append(l.ops, op(len(l.ops)))
 }
 
 // Ops returns a copy of the history so far.
-func (h *SQLHistory) Ops() []SQLOp {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.ops)
+func (l *opLog[T]) Ops() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ops)
 }
 
 // SQLCounts tallies a SQL history.
