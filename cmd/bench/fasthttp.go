@@ -58,12 +58,18 @@ func (d *doer) doFast(ctx context.Context, base string, rq request) result {
 	d.attempts.Add(1)
 	start := time.Now()
 	deadline := start.Add(d.timeout)
+	ctxDeadline := false
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+		deadline, ctxDeadline = dl, true
 	}
 	err := d.fast.DoDeadline(req, resp, deadline)
 	if err != nil {
-		if errors.Is(err, fasthttp.ErrTimeout) && ctx.Err() == nil {
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			if ctxDeadline {
+				// The run's deadline ended it; ctx's own timer may not
+				// have fired yet, so do not ask ctx.Err.
+				return result{canceled: true}
+			}
 			err = context.DeadlineExceeded
 		}
 		return d.failed(ctx, start, 0, err)
