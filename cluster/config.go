@@ -22,9 +22,12 @@ const (
 	lockFile       = "LOCK"
 	snapshotRetain = 2
 
-	transportPool   = 3
-	transportIO     = 10 * time.Second
+	transportPool = 3
+	transportIO   = 10 * time.Second
+	// Each shard's log cache holds up to logCacheEntries of its newest
+	// entries, logCacheBytes in all (see logCache).
 	logCacheEntries = 512
+	logCacheBytes   = 2 << 20
 )
 
 // Config configures a Node. The zero value of a field means its default,
@@ -127,7 +130,7 @@ func DefaultRaftConfig() RaftConfig {
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
-		MaxAppendEntries:   256,
+		MaxAppendEntries:   64,
 		SnapshotInterval:   2 * time.Minute,
 		SnapshotThreshold:  16384,
 		TrailingLogs:       10240,

@@ -37,6 +37,7 @@ type controlResponse struct {
 	Applied   uint64   `json:"applied"`
 	LastIndex uint64   `json:"lastIndex"`
 	Leader    bool     `json:"leader"`
+	Leads     int      `json:"leads"`             // how many shards the node leads
 	Members   []string `json:"members,omitempty"` // ids in the leader's configuration
 }
 
@@ -96,6 +97,12 @@ func (n *Node) handleControl(req controlRequest) controlResponse {
 	}
 	switch req.Op {
 	case "create":
+		if n.Shard(req.Shard) == nil {
+			if busy := n.catchingUp(); busy >= maxCatchUps {
+				resp.Err = fmt.Sprintf("%d replicas are catching up on this node; try later", busy)
+				return resp
+			}
+		}
 		if _, err := n.startShard(req.Shard); err != nil {
 			resp.Err = err.Error()
 		}
@@ -108,6 +115,7 @@ func (n *Node) handleControl(req controlRequest) controlResponse {
 		resp.Err = "unknown control op " + req.Op
 		return resp
 	}
+	resp.Leads = len(n.LedShards())
 	if s := n.Shard(req.Shard); s != nil {
 		resp.Hosted = true
 		resp.Applied = s.raft.AppliedIndex()
@@ -165,4 +173,35 @@ func (n *Node) dropShard(id uint32) error {
 	}
 	n.signalLeaders()
 	return os.RemoveAll(s.dir)
+}
+
+// maxCatchUps is how many new replicas a node receives at once. A replica
+// catching up takes its shard's state in large messages (snapshot chunks,
+// AppendEntries of up to MaxAppendEntries entries of up to 2 MiB each);
+// taking every shard's at once on a join held gigabytes in flight.
+const maxCatchUps = 2
+
+// catchingUp counts the replicas this node hosts that are still catching
+// up: non-voters, and replicas too new to know their configuration. A
+// replica whose configuration leaves this node out is an orphan awaiting
+// collection, not counted.
+func (n *Node) catchingUp() int {
+	count := 0
+	for _, s := range n.shardList() {
+		f := s.raft.GetConfiguration()
+		if f.Error() != nil {
+			continue
+		}
+		servers := f.Configuration().Servers
+		if len(servers) == 0 {
+			count++
+			continue
+		}
+		for _, srv := range servers {
+			if string(srv.ID) == n.cfg.NodeID && srv.Suffrage != raft.Voter {
+				count++
+			}
+		}
+	}
+	return count
 }

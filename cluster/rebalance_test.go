@@ -197,3 +197,96 @@ func TestRestartsAndFlapsMoveNothing(t *testing.T) {
 	}
 	c.checkAll("data", data)
 }
+
+// waitLeadersSpread waits until no running node leads more than its share
+// of the shards (the share rounded up), and returns how many each leads.
+func (c *testCluster) waitLeadersSpread() map[string]int {
+	c.t.Helper()
+	nodes := c.running()
+	share := (c.shards + len(nodes) - 1) / len(nodes)
+	var leads map[string]int
+	waitFor(c.t, "leaders spread across nodes", func() bool {
+		leads = map[string]int{}
+		total := 0
+		for _, n := range nodes {
+			leads[n.NodeID()] = len(n.LedShards())
+			total += leads[n.NodeID()]
+		}
+		if total != c.shards {
+			return false
+		}
+		for _, l := range leads {
+			if l > share {
+				return false
+			}
+		}
+		return true
+	})
+	return leads
+}
+
+func TestLeadersSpreadAfterStartAndRestart(t *testing.T) {
+	c := newTestClusterWith(t, 3, 12, fastRebalance(time.Minute))
+	t.Logf("after start: %v", c.waitLeadersSpread())
+	// n1 goes away: the others take its leaderships. When it comes back it
+	// leads nothing until the others hand it its share.
+	c.stop("n1")
+	waitFor(t, "n2 and n3 to lead every shard", func() bool {
+		return len(c.node("n2").LedShards())+len(c.node("n3").LedShards()) == c.shards
+	})
+	before := c.configIndexes()
+	c.start("n1", 3, nil, "", "")
+	c.waitReady()
+	leads := c.waitLeadersSpread()
+	if leads["n1"] != 4 {
+		t.Fatalf("after the restart n1 leads %d shards, want 4: %v", leads["n1"], leads)
+	}
+	if after := c.configIndexes(); !maps.Equal(before, after) {
+		t.Fatalf("balancing leaders changed configurations: before %v, after %v", before, after)
+	}
+	// A joining node gets leaderships too, along with replicas.
+	c.join("n4")
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4"})
+	if leads := c.waitLeadersSpread(); leads["n4"] != 3 {
+		t.Fatalf("after the join n4 leads %d shards, want 3: %v", leads["n4"], leads)
+	}
+}
+
+func TestNodeTakesNewReplicasTwoAtATime(t *testing.T) {
+	c := newTestClusterWith(t, 3, 8, fastRebalance(time.Minute))
+	c.join("n4")
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4"})
+	// The node that hosts the fewest shards.
+	var n *Node
+	var missing []uint32
+	for _, cand := range c.running() {
+		var lacks []uint32
+		for shard := uint32(0); shard < uint32(c.shards); shard++ {
+			if cand.Shard(shard) == nil {
+				lacks = append(lacks, shard)
+			}
+		}
+		if len(lacks) > len(missing) {
+			n, missing = cand, lacks
+		}
+	}
+	if len(missing) < maxCatchUps+1 {
+		t.Fatalf("the most shards a node lacks is %d (%v); the test needs %d", len(missing), missing, maxCatchUps+1)
+	}
+	// Replicas no leader has added yet count as catching up: the node
+	// takes maxCatchUps of them and refuses the next.
+	for i, shard := range missing[:maxCatchUps+1] {
+		resp := n.handleControl(controlRequest{Op: "create", Shard: shard})
+		if busy := i == maxCatchUps; (resp.Err != "") != busy || busy && n.Shard(shard) != nil {
+			t.Fatalf("create #%d (shard %d): err %q, hosted %v", i+1, shard, resp.Err, n.Shard(shard) != nil)
+		}
+	}
+	// A replica it already hosts is no new work: creating it again is fine.
+	if resp := n.handleControl(controlRequest{Op: "create", Shard: missing[0]}); resp.Err != "" {
+		t.Fatalf("create of a hosted replica: %q", resp.Err)
+	}
+	// Nobody adds them: they are orphans, dropped after OrphanAge, and the
+	// node takes new replicas again.
+	waitFor(t, "the unused replicas to be dropped", func() bool { return n.catchingUp() == 0 })
+	c.waitPlacement([]string{"n1", "n2", "n3", "n4"})
+}

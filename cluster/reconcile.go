@@ -78,10 +78,6 @@ func (c RebalanceConfig) withDefaults() RebalanceConfig {
 	return c
 }
 
-// maxBalanceTransfers bounds leadership transfers for balance: one per
-// balanceEvery per node.
-const balanceEvery = 5 * time.Second
-
 // rebalancer is a node's rebalancing state.
 type rebalancer struct {
 	n            *Node
@@ -273,22 +269,52 @@ func (rb *rebalancer) step(s *Shard) error {
 		return err
 	}
 	rb.setMove(s.id, "")
-	// 4. Balance leadership: hand it to the preferred leader when this node
-	// leads more than its share.
-	if desired[0] != self && slices.Contains(voters, desired[0]) && rb.overLeading(len(eligible)) && rb.caughtUp(s, desired[0]) {
-		rb.mu.Lock()
-		ok := time.Since(rb.lastTransfer) > balanceEvery
-		if ok {
-			rb.lastTransfer = time.Now()
+	// 4. Balance leadership.
+	return rb.balanceLeader(s, desired, len(eligible))
+}
+
+// balanceLeader hands s's leadership to another voter when this node leads
+// more than its share of the shards and that voter leads at least two fewer
+// than this node, so that every transfer narrows the spread and none is
+// undone by the next: after joins, restarts and failovers the leaders
+// spread out by themselves. A node hands away at most one leadership per
+// five rebalancing intervals for balance; each costs the shard a moment
+// without a leader. Among voters that qualify, the one leading the fewest
+// wins, ties going to the higher in s's rendezvous order (desired).
+func (rb *rebalancer) balanceLeader(s *Shard, desired []string, members int) error {
+	led := len(rb.n.LedShards())
+	if led <= (rb.n.state.Shards+members-1)/members {
+		return nil
+	}
+	rb.mu.Lock()
+	due := time.Since(rb.lastTransfer) > 5*rb.cfg.Interval
+	rb.mu.Unlock()
+	if !due {
+		return nil
+	}
+	self := rb.n.cfg.NodeID
+	target, fewest := "", led-1
+	for _, id := range desired {
+		if id == self || rb.draining(id) {
+			continue
 		}
-		rb.mu.Unlock()
-		if ok {
-			err := s.raft.LeadershipTransferToServer(raft.ServerID(desired[0]), rb.raftAddr(desired[0])).Error()
-			rb.count("transfer", err)
-			return err
+		resp, err := rb.n.controlNode(id, controlRequest{Op: "status", Shard: s.id})
+		if err != nil || !resp.Hosted || resp.Applied+rb.cfg.CatchUpSlack < s.raft.CommitIndex() {
+			continue
+		}
+		if resp.Leads < fewest {
+			target, fewest = id, resp.Leads
 		}
 	}
-	return nil
+	if target == "" {
+		return nil
+	}
+	rb.mu.Lock()
+	rb.lastTransfer = time.Now()
+	rb.mu.Unlock()
+	err := s.raft.LeadershipTransferToServer(raft.ServerID(target), rb.raftAddr(target)).Error()
+	rb.count("transfer", err)
+	return err
 }
 
 // draining reports whether gossip says node id is draining.
@@ -299,14 +325,6 @@ func (rb *rebalancer) draining(id string) bool {
 		}
 	}
 	return false
-}
-
-// overLeading reports whether this node leads more than its fair share of
-// the shards it knows of.
-func (rb *rebalancer) overLeading(members int) bool {
-	led := len(rb.n.LedShards())
-	share := (rb.n.state.Shards + members - 1) / members
-	return led > share
 }
 
 // caughtUp reports whether node id's replica of s is close enough to the

@@ -79,10 +79,7 @@ func (n *Node) openShard(id uint32) (s *Shard, err error) {
 		s.fsm.OnAlarmChange(n.cfg.OnAlarmChange)
 	}
 	s.logs = newLogStore(n.db, id)
-	cached, err := raft.NewLogCache(logCacheEntries, s.logs)
-	if err != nil {
-		return nil, err
-	}
+	cached := newLogCache(s.logs, logCacheEntries, logCacheBytes)
 	s.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(s.dir, snapshotDir), snapshotRetain, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("%w: shard %d snapshots: %v", ErrDataDir, id, err)

@@ -140,6 +140,7 @@ func readPlacement(endpoint string) (map[uint32][]string, bool, error) {
 // then starts a fourth node and measures the write load while the cluster
 // rebalances, the time until every shard has its desired voters, the
 // replicas and bytes moved, and what rendezvous hashing says the minimum is.
+// CAIRN_MEASURE_PPROF=127.0.0.1:6060 serves the fourth node's profiler there.
 func TestMeasureRebalance(t *testing.T) {
 	requireMeasure(t)
 	total := int64(256 << 20)
@@ -181,7 +182,7 @@ func TestMeasureRebalance(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	t.Logf("loaded %d MiB in %v", total>>20, time.Since(t0).Round(time.Second))
+	t.Logf("loaded %d MiB in %v; %s", total>>20, time.Since(t0).Round(time.Second), peakRSSLine(pc.nodes...))
 
 	before, _, err := readPlacement(eps[0])
 	if err != nil {
@@ -212,6 +213,9 @@ func TestMeasureRebalance(t *testing.T) {
 		"-raft-addr", addr(ports[1]), "-gossip-addr", addr(ports[2]), "-bootstrap-expect", "3",
 		"-shards", strconv.Itoa(shards), "-join", gossip,
 	}}
+	if a := os.Getenv("CAIRN_MEASURE_PPROF"); a != "" {
+		n4.args = append(n4.args, "-pprof-addr", a) // profile the joining node
+	}
 	t.Cleanup(func() { n4.signal(9) })
 	stop = make(chan struct{})
 	go func() { done <- writeLoad(eps, 32, stop) }()
@@ -262,6 +266,7 @@ func TestMeasureRebalance(t *testing.T) {
 	}
 	restored := metric("http://"+n4.httpAddr, `cairn_snapshot_bytes_total{direction="restored"}`)
 	t.Logf("during the rebalance: %v", during)
+	t.Logf("after the rebalance, %s", peakRSSLine(append(slices.Clone(pc.nodes), n4)...))
 	t.Logf("3 → 4 nodes with %d MiB: balanced after %v; shards whose replicas moved: %d (rendezvous minimum: %d of %d shards gain n4, one replica each); bytes restored on n4 from snapshots: %.0f MiB (%.0f%% of the data; the minimum share is %d/%d = %.0f%%)",
 		total>>20, balanced.Round(100*time.Millisecond), moved, minMoves, shards, restored/(1<<20),
 		100*restored/float64(total), minMoves, 3*shards, 100*float64(minMoves)/float64(3*shards))

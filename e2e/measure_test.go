@@ -175,3 +175,34 @@ func TestMeasureIdleCPU(t *testing.T) {
 	}
 	t.Logf("3 nodes, 16 shards, idle: %.1f%% of one core in total", total)
 }
+
+// peakRSS is the most memory the node's current process has held resident
+// (VmHWM in /proc), in bytes; 0 when it is not running or not on Linux.
+func (n *procNode) peakRSS() int64 {
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// peakRSSLine reports the peak resident memory of each node.
+func peakRSSLine(nodes ...*procNode) string {
+	var parts []string
+	for _, n := range nodes {
+		parts = append(parts, fmt.Sprintf("%s %d MiB", n.id, n.peakRSS()>>20))
+	}
+	return "peak RSS: " + strings.Join(parts, ", ")
+}
