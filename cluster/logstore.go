@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairndb/cairn/internal/wire"
@@ -45,6 +46,9 @@ type logStore struct {
 	mu          sync.Mutex // orders index caching with writes
 	first, last uint64     // cached; 0 when empty
 	loaded      bool
+
+	// appended counts the bytes of the entries stored; nil: not counted.
+	appended *atomic.Uint64
 }
 
 var (
@@ -144,11 +148,13 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var buf []byte
+	var size uint64
 	for _, l := range logs {
 		buf = encodeLog(buf[:0], l)
 		if err := b.Set(s.entryKey(l.Index), buf, nil); err != nil {
 			return err
 		}
+		size += uint64(len(buf))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -157,6 +163,9 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("cluster: store raft logs: %w", err)
+	}
+	if s.appended != nil {
+		s.appended.Add(size)
 	}
 	if s.first == 0 || logs[0].Index < s.first {
 		s.first = logs[0].Index

@@ -53,6 +53,8 @@ type Node struct {
 	// restored) of replicas this node dropped, so the counters never go
 	// back.
 	snapBytesDropped [2]atomic.Uint64
+	// logAppended counts the bytes every shard's log store stored.
+	logAppended atomic.Uint64
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard

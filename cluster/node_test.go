@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +132,18 @@ func TestStartRefusesOtherNodesDataDir(t *testing.T) {
 	}
 	if err := changed.Start(); !errors.Is(err, ErrDataDir) {
 		t.Fatalf("start with another shard count: err = %v, want ErrDataDir", err)
+	}
+}
+
+func TestLogAppendedCountsEntryBytes(t *testing.T) {
+	n := startNode(t, t.TempDir(), 1)
+	defer n.Close()
+	before := n.logAppended.Load()
+	big := strings.Repeat("x", 100<<10)
+	if _, err := n.Propose(context.Background(), 0, putCmd(t, "o", "k", big)); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.logAppended.Load() - before; got < uint64(len(big)) || got > uint64(len(big))+4096 {
+		t.Fatalf("a %d-byte put added %d bytes to cairn_raft_log_appended_bytes_total", len(big), got)
 	}
 }

@@ -79,6 +79,7 @@ func (n *Node) openShard(id uint32) (s *Shard, err error) {
 		s.fsm.OnAlarmChange(n.cfg.OnAlarmChange)
 	}
 	s.logs = newLogStore(n.db, id)
+	s.logs.appended = &n.logAppended
 	cached := newLogCache(s.logs, logCacheEntries, logCacheBytes)
 	s.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(s.dir, snapshotDir), snapshotRetain, hlog)
 	if err != nil {
