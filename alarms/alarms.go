@@ -94,6 +94,8 @@ type Scheduler struct {
 	// starving is set when some worker found every slot busy and waits
 	// for one to free (its own starved flag says which).
 	starving atomic.Bool
+	// stopping is set by Stop: no worker starts a delivery any more.
+	stopping atomic.Bool
 
 	// ctx ends on Close; webhook calls in flight are made under it.
 	ctx       context.Context
@@ -254,6 +256,69 @@ func (s *Scheduler) Notify(shard uint32) {
 	}
 }
 
+// Handoff readies shard's leadership to be handed to another node, which
+// would deliver again every alarm whose outcome this node has not recorded:
+// the shard's worker starts no new delivery, and Handoff waits, until ctx
+// ends, for the deliveries in flight to end and their outcomes to commit.
+// The node hands the leadership away next and then calls resume, which
+// lets the worker go on (it still leads if the transfer failed). Without a
+// worker for shard, Handoff does nothing.
+func (s *Scheduler) Handoff(ctx context.Context, shard uint32) (resume func()) {
+	s.mu.Lock()
+	w := s.workers[shard]
+	s.mu.Unlock()
+	if w == nil {
+		return func() {}
+	}
+	w.paused.Add(1)
+	w.settle(ctx)
+	return sync.OnceFunc(func() {
+		if w.paused.Add(-1) == 0 {
+			w.poke()
+		}
+	})
+}
+
+// Stop is Close after a pause: no worker starts a delivery from now on, and
+// Stop waits, until ctx ends, for those in flight to end and their outcomes
+// to commit, so that the shards' next leaders deliver none of them again.
+// A node that stops cleanly calls it before it hands its leaderships away.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.stopping.Store(true)
+	s.mu.Lock()
+	workers := make([]*worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		workers = append(workers, w)
+	}
+	s.mu.Unlock()
+	for _, w := range workers {
+		w.settle(ctx)
+	}
+	return s.Close()
+}
+
+// settle waits until none of w's deliveries is in flight or waits for its
+// outcome to be recorded, until ctx ends, or until w stops.
+func (w *worker) settle(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		active := w.active
+		w.mu.Unlock()
+		if active == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Close stops every worker, cancels the webhook calls in flight (their
 // alarms stay pending: the shard's next leader delivers them again) and
 // waits for the workers and their deliveries. It is safe to call twice.
@@ -343,6 +408,9 @@ type worker struct {
 	// reread is set when the index may hold, before from, an alarm that is
 	// neither queued nor in flight: the next dispatch reads from the head.
 	reread atomic.Bool
+	// paused counts the Handoffs under way: while it is above zero the
+	// worker starts no delivery.
+	paused atomic.Int32
 
 	// Owned by the run goroutine.
 	queue    []dueAlarm // due, not in flight, not yet started
@@ -679,6 +747,9 @@ func (w *worker) read(now time.Time) error {
 // waiting to be recorded); the end of a delivery wakes the worker then.
 func (w *worker) feed() (blocked bool) {
 	for w.qhead < len(w.queue) {
+		if w.paused.Load() > 0 || w.s.stopping.Load() {
+			return true // Handoff or Stop: resume or Close wakes it
+		}
 		d := w.queue[w.qhead]
 		e := d.e
 		key := objKey(e.Object.Namespace, e.Object.Name)

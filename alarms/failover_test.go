@@ -103,3 +103,101 @@ func TestWholeClusterRestart(t *testing.T) {
 	}
 	t.Logf("all %d alarms delivered within %v of the restart", len(objs), time.Since(restarted))
 }
+
+// (j) Handing a shard's leadership away on purpose (rebalancing, a clean
+// stop) waits for the deliveries in flight to record their outcomes and
+// starts no new one meanwhile, so the next leader repeats none of them.
+func TestHandoffRecordsOutcomesFirst(t *testing.T) {
+	const ns = "handoff"
+	c := newCluster(t, 3, 1)
+	release, started := make(chan struct{}), make(chan struct{})
+	h := newWebhook(t, func(ctx context.Context, call hookCall, attempt int) int {
+		if call.body.Object == "a" && attempt == 0 {
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return http.StatusGatewayTimeout
+			}
+		}
+		return http.StatusOK
+	})
+	configure(t, c.url(0), ns, map[string]any{"alarmWebhook": h.url(), "alarmTimeout": "30s"})
+	setAlarm(t, c.url(0), ns, "a", ms(time.Now().Add(200*time.Millisecond)))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery of a never arrived")
+	}
+	leader := c.leaderOf(0)
+	handedOff := make(chan func(), 1)
+	go func() { handedOff <- leader.sched.Handoff(context.Background(), 0) }()
+
+	// While a's delivery is in flight, Handoff waits, and b, due at once,
+	// is not started.
+	setAlarm(t, c.url(0), ns, "b", ms(time.Now()))
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-handedOff:
+		t.Fatal("Handoff returned while a delivery was in flight")
+	default:
+	}
+	if n := len(h.callsFor("b")); n != 0 {
+		t.Fatalf("b was delivered %d times during the handoff", n)
+	}
+	close(release)
+	var resume func()
+	select {
+	case resume = <-handedOff:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Handoff did not return after the delivery ended")
+	}
+	// a's outcome is committed: a next leader would not deliver it again.
+	if got := getAlarm(t, c.url(1), ns, "a"); got != nil {
+		t.Fatalf("a still pending (%d) when Handoff returned", *got)
+	}
+	resume()
+	h.waitCalls(t, "b", 1, 10*time.Second)
+	waitCleared(t, c, ns, "b")
+	if n := len(h.callsFor("a")); n != 1 {
+		t.Fatalf("a delivered %d times", n)
+	}
+}
+
+// (k) A leader stopped cleanly (SIGTERM) while the webhook is answering a
+// delivery: the outcome is recorded before the leadership moves, and the
+// next leader does not deliver the alarm again.
+func TestCleanStopMidDeliveryDeliversOnce(t *testing.T) {
+	const ns, obj = "cleanstop", "s"
+	c := newCluster(t, 3, 1)
+	started := make(chan struct{})
+	h := newWebhook(t, func(ctx context.Context, call hookCall, attempt int) int {
+		if attempt == 0 {
+			close(started)
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-ctx.Done():
+				return http.StatusGatewayTimeout
+			}
+		}
+		return http.StatusOK
+	})
+	configure(t, c.url(0), ns, map[string]any{"alarmWebhook": h.url(), "alarmTimeout": "30s"})
+	setAlarm(t, c.url(0), ns, obj, ms(time.Now().Add(200*time.Millisecond)))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery never arrived")
+	}
+	old := c.leaderOf(0)
+	c.stopClean(old)
+	if c.leaderOf(0) == old {
+		t.Fatal("no new leader")
+	}
+	waitCleared(t, c, ns, obj)
+	// Long enough for a new leader to have delivered it again.
+	time.Sleep(time.Second)
+	if n := len(h.callsFor(obj)); n != 1 {
+		t.Fatalf("delivered %d times across a clean stop of the leader", n)
+	}
+}

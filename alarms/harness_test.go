@@ -134,6 +134,12 @@ func (c *testCluster) start(n *testNode, join []string) {
 				s.Notify(shard)
 			}
 		},
+		OnHandoff: func(ctx context.Context, shard uint32) func() {
+			if s := sched.Load(); s != nil {
+				return s.Handoff(ctx, shard)
+			}
+			return func() {}
+		},
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -167,10 +173,17 @@ func (c *testCluster) start(n *testNode, join []string) {
 	}
 }
 
-// stop stops n as run.go does: no more clients, then the scheduler, then
-// the node (without handing leaderships away: a crash as far as the others
-// can tell).
-func (c *testCluster) stop(n *testNode) {
+// stop stops n abruptly: no more clients, then the scheduler, then the
+// node, without waiting for deliveries in flight or handing leaderships
+// away (a crash as far as the others can tell).
+func (c *testCluster) stop(n *testNode) { c.halt(n, false) }
+
+// stopClean stops n as run.go does on SIGTERM: no more clients, then the
+// scheduler after the deliveries in flight recorded their outcomes (at most
+// 2 s), then the node, handing its leaderships to other nodes.
+func (c *testCluster) stopClean(n *testNode) { c.halt(n, true) }
+
+func (c *testCluster) halt(n *testNode, clean bool) {
 	if n.node == nil {
 		return
 	}
@@ -180,7 +193,13 @@ func (c *testCluster) stop(n *testNode) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.sched.Close()
+		if clean {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n.sched.Stop(ctx)
+		} else {
+			n.sched.Close()
+		}
 	}()
 	select {
 	case <-done:
@@ -188,7 +207,15 @@ func (c *testCluster) stop(n *testNode) {
 		c.t.Errorf("%s: closing the alarm scheduler took more than 10s", n.id)
 		<-done
 	}
-	if err := n.node.Close(); err != nil {
+	var err error
+	if clean {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = n.node.Shutdown(ctx)
+	} else {
+		err = n.node.Close()
+	}
+	if err != nil {
 		c.t.Errorf("close %s: %v", n.id, err)
 	}
 	n.node, n.ts, n.sched, n.reg = nil, nil, nil, nil

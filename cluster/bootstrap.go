@@ -205,6 +205,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			resume := n.handoff(ctx, s.id)
+			defer resume()
 			done := make(chan error, 1)
 			go func() { done <- s.raft.LeadershipTransfer().Error() }()
 			select {
@@ -218,6 +220,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	return n.Close()
+}
+
+// handoffWait bounds how long a planned leadership transfer waits for
+// Config.OnHandoff.
+const handoffWait = 2 * time.Second
+
+// handoff calls Config.OnHandoff for shard, for at most handoffWait, and
+// returns its resume function.
+func (n *Node) handoff(ctx context.Context, shard uint32) (resume func()) {
+	if n.cfg.OnHandoff == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithTimeout(ctx, handoffWait)
+	defer cancel()
+	return n.cfg.OnHandoff(ctx, shard)
 }
 
 // hasOtherVoters reports whether the shard's configuration has a voter

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,12 @@ type Config struct {
 	// OnAlarmChange, if set, is called after an entry that may have changed
 	// a shard's alarms is applied on this node. It must not block.
 	OnAlarmChange func(shard uint32)
+	// OnHandoff, if set, is called before this node hands a shard's
+	// leadership to another node on purpose (rebalancing, a clean stop), so
+	// that work only the leader does can reach a clean point first (the
+	// alarm scheduler records its deliveries' outcomes). It may block until
+	// ctx ends; the node calls resume once the transfer ended either way.
+	OnHandoff func(ctx context.Context, shard uint32) (resume func())
 	// Dial opens the node's outgoing Raft connections; nil means
 	// net.DialTimeout. Tests replace it to cut links between nodes.
 	Dial func(network, address string, timeout time.Duration) (net.Conn, error)

@@ -244,6 +244,10 @@ func TestLeadersSpreadAfterStartAndRestart(t *testing.T) {
 	if after := c.configIndexes(); !maps.Equal(before, after) {
 		t.Fatalf("balancing leaders changed configurations: before %v, after %v", before, after)
 	}
+	// Each transfer first let the leader's other work reach a clean point.
+	if h, bad := c.handoffs.Load(), c.notLeading.Load(); h < 4 || bad != 0 {
+		t.Fatalf("%d handoff calls for the 4 or more transfers to n1, %d for shards not led", h, bad)
+	}
 	// A joining node gets leaderships too, along with replicas.
 	c.join("n4")
 	c.waitPlacement([]string{"n1", "n2", "n3", "n4"})

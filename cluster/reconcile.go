@@ -247,9 +247,7 @@ func (rb *rebalancer) step(s *Shard) error {
 			// Leave through the front door: hand leadership to a desired
 			// voter; the next leader removes this node.
 			rb.setMove(s.id, "handing leadership away before removing "+id)
-			err := s.raft.LeadershipTransferToServer(raft.ServerID(desired[0]), rb.raftAddr(desired[0])).Error()
-			rb.count("transfer", err)
-			return err
+			return rb.transfer(s, desired[0])
 		}
 		if !slices.Contains(eligible, id) && !rb.draining(id) {
 			// Gossip says it is dead, but gossip can be wrong (a healed
@@ -312,7 +310,14 @@ func (rb *rebalancer) balanceLeader(s *Shard, desired []string, members int) err
 	rb.mu.Lock()
 	rb.lastTransfer = time.Now()
 	rb.mu.Unlock()
-	err := s.raft.LeadershipTransferToServer(raft.ServerID(target), rb.raftAddr(target)).Error()
+	return rb.transfer(s, target)
+}
+
+// transfer hands s's leadership to node id.
+func (rb *rebalancer) transfer(s *Shard, id string) error {
+	resume := rb.n.handoff(context.Background(), s.id)
+	defer resume()
+	err := s.raft.LeadershipTransferToServer(raft.ServerID(id), rb.raftAddr(id)).Error()
 	rb.count("transfer", err)
 	return err
 }

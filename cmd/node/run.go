@@ -20,6 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// alarmSettle bounds how long a clean stop waits for alarm deliveries in
+// flight to record their outcomes (alarms.Scheduler.Stop).
+const alarmSettle = 2 * time.Second
+
 // run starts a node and serves until ctx ends, then stops it cleanly:
 // stop taking requests, let those in flight finish, then close the node.
 // started, if not nil, receives the bound HTTP address once serving.
@@ -74,6 +78,12 @@ func run(ctx context.Context, c config, started chan<- string) error {
 			if s := sched.Load(); s != nil {
 				s.Notify(shard)
 			}
+		},
+		OnHandoff: func(ctx context.Context, shard uint32) func() {
+			if s := sched.Load(); s != nil {
+				return s.Handoff(ctx, shard)
+			}
+			return func() {}
 		},
 	})
 	if err != nil {
@@ -131,7 +141,11 @@ func run(ctx context.Context, c config, started chan<- string) error {
 	done := make(chan error, 1)
 	go func() {
 		err := hs.Shutdown(stopCtx)
-		done <- errors.Join(err, scheduler.Close(), node.Shutdown(stopCtx))
+		// Deliveries in flight get a moment to record their outcomes, so
+		// that the shards' next leaders do not repeat them.
+		settle, cancelSettle := context.WithTimeout(stopCtx, alarmSettle)
+		defer cancelSettle()
+		done <- errors.Join(err, scheduler.Stop(settle), node.Shutdown(stopCtx))
 	}()
 	select {
 	case err := <-done:
