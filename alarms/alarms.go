@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -260,9 +261,11 @@ func (s *Scheduler) Notify(shard uint32) {
 // would deliver again every alarm whose outcome this node has not recorded:
 // the shard's worker starts no new delivery, and Handoff waits, until ctx
 // ends, for the deliveries in flight to end and their outcomes to commit.
-// The node hands the leadership away next and then calls resume, which
-// lets the worker go on (it still leads if the transfer failed). Without a
-// worker for shard, Handoff does nothing.
+// The node hands the leadership away next and then calls resume: if the
+// node still leads the shard (the transfer failed) the worker goes on,
+// otherwise it stops at once, still paused, without waiting for the next
+// look at the node's leaderships. Without a worker for shard, Handoff does
+// nothing.
 func (s *Scheduler) Handoff(ctx context.Context, shard uint32) (resume func()) {
 	s.mu.Lock()
 	w := s.workers[shard]
@@ -273,6 +276,10 @@ func (s *Scheduler) Handoff(ctx context.Context, shard uint32) (resume func()) {
 	w.paused.Add(1)
 	w.settle(ctx)
 	return sync.OnceFunc(func() {
+		if !slices.Contains(s.cfg.Node.LedShards(), shard) {
+			s.reconcile()
+			return
+		}
 		if w.paused.Add(-1) == 0 {
 			w.poke()
 		}

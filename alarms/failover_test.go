@@ -156,11 +156,27 @@ func TestHandoffRecordsOutcomesFirst(t *testing.T) {
 	if got := getAlarm(t, c.url(1), ns, "a"); got != nil {
 		t.Fatalf("a still pending (%d) when Handoff returned", *got)
 	}
+	// The transfer did not happen: the worker goes on.
 	resume()
 	h.waitCalls(t, "b", 1, 10*time.Second)
 	waitCleared(t, c, ns, "b")
 	if n := len(h.callsFor("a")); n != 1 {
 		t.Fatalf("a delivered %d times", n)
+	}
+
+	// Now the transfer happens: c, due during the handoff, is delivered by
+	// the next leader alone; the old leader's worker stops still paused.
+	resume = leader.sched.Handoff(context.Background(), 0)
+	setAlarm(t, c.url(0), ns, "c", ms(time.Now()))
+	if err := leader.node.Shard(0).Raft().LeadershipTransfer().Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	resume()
+	h.waitCalls(t, "c", 1, 10*time.Second)
+	waitCleared(t, c, ns, "c")
+	time.Sleep(500 * time.Millisecond)
+	if n := len(h.callsFor("c")); n != 1 {
+		t.Fatalf("c delivered %d times across a planned transfer", n)
 	}
 }
 
