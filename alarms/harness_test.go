@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"github.com/cairndb/cairn/alarms"
 	"github.com/cairndb/cairn/api"
 	"github.com/cairndb/cairn/cluster"
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/placement"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -328,32 +328,8 @@ func metricValue(m *dto.Metric) float64 {
 	return 0
 }
 
-// testLogger sends errors to t.Log until the test ends (a
-// goroutine that logs after that would make the test binary panic).
-func testLogger(t *testing.T) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel()}))
-}
-
-type tWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
+// testLogger sends errors to t.Log until the test ends.
+func testLogger(t *testing.T) *slog.Logger { return testlog.New(t, slog.LevelError) }
 
 // eventually polls cond every 10 ms until it holds, or fails the test after
 // timeout.
@@ -699,13 +675,4 @@ func checkNotEarly(t *testing.T, c hookCall, scheduled int64) {
 	if c.at.Before(time.UnixMilli(scheduled)) {
 		t.Errorf("%s: delivered %v before its scheduled time", c.body.Object, time.UnixMilli(scheduled).Sub(c.at))
 	}
-}
-
-// testLogLevel is Error, or what CAIRN_TEST_LOG says (debug, info, warn).
-func testLogLevel() slog.Level {
-	var l slog.Level = slog.LevelError
-	if v := os.Getenv("CAIRN_TEST_LOG"); v != "" {
-		l.UnmarshalText([]byte(v))
-	}
-	return l
 }

@@ -10,12 +10,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairndb/cairn/api"
 	"github.com/cairndb/cairn/cluster"
+	"github.com/cairndb/cairn/internal/testlog"
 )
 
 // env is one real single-node cluster with the API in front of it. Tests of
@@ -44,7 +44,7 @@ func newEnv(t *testing.T, tokens *api.Tokens) *env {
 			LeaderLeaseTimeout: 50 * time.Millisecond,
 			CommitTimeout:      5 * time.Millisecond,
 		},
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelError})),
+		Logger: testlog.New(t, slog.LevelError),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,13 +69,6 @@ func newEnv(t *testing.T, tokens *api.Tokens) *env {
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &env{t: t, node: node, url: hs.URL, c: hs.Client()}
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // at returns a copy of e that reports to t (a subtest's).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairndb/cairn/api"
 	"github.com/cairndb/cairn/cluster"
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cairndb/cairn/placement"
 	"github.com/cairndb/cairn/sqlstore"
@@ -109,7 +110,7 @@ func (c *sqlCluster) start(n *sqlNode, expect int, join []string) {
 	// error for every cut or closed link, too many to read.
 	logger := slog.New(slog.DiscardHandler)
 	if len(c.nodes) == 1 {
-		logger = slog.New(slog.NewTextHandler(tWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelError})).With("node", n.id)
+		logger = testlog.New(c.t, slog.LevelError).With("node", n.id)
 	}
 	reg := prometheus.NewRegistry()
 	raftCfg := c.opts.raft

@@ -199,7 +199,9 @@ func (c *testCluster) start(id string, expect int, join []string, raftAddr, goss
 func (c *testCluster) join(id string) *Node {
 	c.t.Helper()
 	seed := c.running()[0].GossipAddr()
+	c.mu.Lock()
 	c.ids = append(c.ids, id)
+	c.mu.Unlock()
 	c.dirs[id] = c.t.TempDir()
 	return c.start(id, 3, []string{seed}, "", "")
 }

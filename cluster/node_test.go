@@ -9,22 +9,13 @@ import (
 	"time"
 
 	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// testLogger sends a node's logs to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
-}
+// testLogger sends a node's warnings and errors to t.Log.
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, slog.LevelWarn) }
 
 // fastRaft is a Raft tuning for tests on loopback.
 func fastRaft() RaftConfig {
