@@ -206,11 +206,12 @@ func (n *Node) Start() (err error) {
 	} else {
 		n.gossip.joined.Store(true) // nothing to join: this node starts the cluster
 	}
+	// Logged before the bootstrap goroutine may change the state.
+	n.log.Info("node started", "raft_addr", advertise, "gossip_addr", n.cfg.AdvertiseGossipAddr,
+		"shards", n.state.Shards, "hosted", len(n.shardList()), "bootstrapped", n.state.Bootstrapped)
 	if !n.state.Bootstrapped {
 		n.goBackground(n.awaitBootstrap)
 	}
-	n.log.Info("node started", "raft_addr", advertise, "gossip_addr", n.cfg.AdvertiseGossipAddr,
-		"shards", n.state.Shards, "hosted", len(n.shards), "bootstrapped", n.state.Bootstrapped)
 	return nil
 }
 
