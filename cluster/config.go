@@ -114,6 +114,9 @@ type RaftConfig struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
+	// MaxLogBytes bounds each shard's log in bytes as the entry counts
+	// above cannot (see trimLog).
+	MaxLogBytes int64
 }
 
 // DefaultConfig returns the defaults of every field but NodeID.
@@ -141,6 +144,7 @@ func DefaultRaftConfig() RaftConfig {
 		SnapshotInterval:   2 * time.Minute,
 		SnapshotThreshold:  16384,
 		TrailingLogs:       10240,
+		MaxLogBytes:        128 << 20,
 	}
 }
 
@@ -192,6 +196,9 @@ func (c Config) withDefaults() Config {
 	}
 	if r.TrailingLogs == 0 {
 		r.TrailingLogs = dr.TrailingLogs
+	}
+	if r.MaxLogBytes == 0 {
+		r.MaxLogBytes = dr.MaxLogBytes
 	}
 	return c
 }

@@ -46,6 +46,11 @@ type logStore struct {
 	mu          sync.Mutex // orders index caching with writes
 	first, last uint64     // cached; 0 when empty
 	loaded      bool
+	// bytes estimates the size of the entries held: Pebble's estimate of
+	// their disk usage when the store is first used, then the encoded
+	// sizes stored, less a proportional share for each range deleted.
+	bytes      int64
+	bytesKnown bool
 
 	// appended counts the bytes of the entries stored; nil: not counted.
 	appended *atomic.Uint64
@@ -104,8 +109,28 @@ func (s *logStore) loadIndexesLocked() error {
 	if err := it.Error(); err != nil {
 		return err
 	}
+	if !s.bytesKnown {
+		est, err := s.db.EstimateDiskUsage(lo, hi)
+		if err != nil {
+			return err
+		}
+		s.bytes, s.bytesKnown = int64(est), true
+	}
 	s.loaded = true
 	return nil
+}
+
+// size returns the estimated bytes and the number of the entries held.
+func (s *logStore) size() (bytes int64, entries uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadIndexesLocked(); err != nil {
+		return 0, 0, err
+	}
+	if s.first == 0 {
+		return s.bytes, 0, nil
+	}
+	return s.bytes, s.last - s.first + 1, nil
 }
 
 // FirstIndex implements raft.LogStore.
@@ -164,6 +189,7 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("cluster: store raft logs: %w", err)
 	}
+	s.bytes += int64(size)
 	if s.appended != nil {
 		s.appended.Add(size)
 	}
@@ -176,17 +202,32 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
-// DeleteRange implements raft.LogStore: entries min through max, inclusive.
-func (s *logStore) DeleteRange(min, max uint64) error {
+// DeleteRange implements raft.LogStore: entries from through to, inclusive.
+func (s *logStore) DeleteRange(from, to uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange(s.entryKey(min), s.entryKey(max+1), nil); err != nil {
+	if err := b.DeleteRange(s.entryKey(from), s.entryKey(to+1), nil); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.loadIndexesLocked(); err != nil {
+		return err
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("cluster: delete raft logs: %w", err)
+	}
+	if s.first != 0 {
+		held := s.last - s.first + 1
+		gone := uint64(0)
+		if lo, hi := max(from, s.first), min(to, s.last); lo <= hi {
+			gone = hi - lo + 1
+		}
+		if gone >= held {
+			s.bytes = 0
+		} else {
+			s.bytes -= int64(float64(s.bytes) * float64(gone) / float64(held))
+		}
 	}
 	s.loaded = false // recomputed from Pebble on the next use
 	return nil

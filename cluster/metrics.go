@@ -35,6 +35,7 @@ var (
 	descLeader    = prometheus.NewDesc("cairn_shard_is_leader", "1 if this node leads the shard.", []string{"shard"}, nil)
 	descSnapBytes = prometheus.NewDesc("cairn_snapshot_bytes_total", "Bytes of shard snapshots this node persisted or restored (installed) since it started, by direction.", []string{"direction"}, nil)
 	descReplicas  = prometheus.NewDesc("cairn_replicas_hosted", "Shard replicas this node holds.", nil, nil)
+	descLogSize   = prometheus.NewDesc("cairn_raft_log_bytes", "Estimated bytes of the Raft log entries this node holds, all shards together.", nil, nil)
 	descLogBytes  = prometheus.NewDesc("cairn_raft_log_appended_bytes_total", "Bytes of Raft log entries this node stored since it started: its own proposals where it leads, what the leaders sent it elsewhere, a new replica's catch-up from the log included.", nil, nil)
 )
 
@@ -44,6 +45,7 @@ func (c shardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSnapBytes
 	ch <- descReplicas
 	ch <- descLogBytes
+	ch <- descLogSize
 }
 
 func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
@@ -58,6 +60,13 @@ func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSnapBytes, prometheus.CounterValue, float64(restored), "restored")
 	ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(len(shards)))
 	ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.CounterValue, float64(c.n.logAppended.Load()))
+	var logSize int64
+	for _, s := range shards {
+		if b, _, err := s.logs.size(); err == nil {
+			logSize += b
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(logSize))
 	for _, s := range shards {
 		id := strconv.FormatUint(uint64(s.id), 10)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(s.fsm.Applied()), id)

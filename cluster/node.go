@@ -201,6 +201,7 @@ func (n *Node) Start() (err error) {
 	}
 	n.goBackground(n.rb.run)
 	n.goBackground(n.collectOrphans)
+	n.goBackground(n.trimLogs)
 	if join := append(slices.Clone(n.cfg.Join), n.state.Peers...); len(join) > 0 {
 		n.goBackground(func() { n.gossip.join(join, n.stop) })
 	} else {

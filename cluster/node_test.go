@@ -29,12 +29,17 @@ func fastRaft() RaftConfig {
 
 func startNode(t *testing.T, dir string, shards int) *Node {
 	t.Helper()
+	return startNodeWith(t, dir, shards, fastRaft())
+}
+
+func startNodeWith(t *testing.T, dir string, shards int, rc RaftConfig) *Node {
+	t.Helper()
 	n, err := New(Config{
 		NodeID:   "n1",
 		DataDir:  dir,
 		RaftAddr: "127.0.0.1:0",
 		Shards:   shards,
-		Raft:     fastRaft(),
+		Raft:     rc,
 		Logger:   testLogger(t),
 	})
 	if err != nil {
