@@ -260,32 +260,23 @@ const idempotencyGCInterval = time.Minute
 // expired idempotency records, a command that deletes them. The expiry time
 // travels in the command, so every replica deletes the same records.
 func (n *Node) collectIdempotency() {
-	tick := time.NewTicker(idempotencyGCInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-n.stop:
+	n.eachShardEvery(idempotencyGCInterval, func(s *Shard) {
+		if !s.IsLeader() {
 			return
-		case <-tick.C:
 		}
 		now := time.Now().UnixMilli()
-		for _, s := range n.shardList() {
-			if !s.IsLeader() {
-				continue
-			}
-			expired, err := objectstore.HasExpiredIdempotency(n.db, s.id, now)
-			if err != nil || !expired {
-				continue
-			}
-			cmd, err := (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: now}}).Encode()
-			if err != nil {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := s.propose(ctx, cmd); err != nil {
-				n.log.Debug("collecting idempotency records failed", "shard", s.id, "error", err)
-			}
-			cancel()
+		expired, err := objectstore.HasExpiredIdempotency(n.db, s.id, now)
+		if err != nil || !expired {
+			return
 		}
-	}
+		cmd, err := (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: now}}).Encode()
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := s.propose(ctx, cmd); err != nil {
+			n.log.Debug("collecting idempotency records failed", "shard", s.id, "error", err)
+		}
+	})
 }

@@ -26,20 +26,11 @@ const minTrailingLogs = 16
 
 // trimLogs trims the shards' logs every logTrimEvery until the node stops.
 func (n *Node) trimLogs() {
-	t := time.NewTicker(logTrimEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
+	n.eachShardEvery(logTrimEvery, func(s *Shard) {
+		if err := n.trimLog(s); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
+			n.log.Warn("trimming the raft log failed", "shard", s.id, "error", err)
 		}
-		for _, s := range n.shardList() {
-			if err := n.trimLog(s); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
-				n.log.Warn("trimming the raft log failed", "shard", s.id, "error", err)
-			}
-		}
-	}
+	})
 }
 
 // trimLog snapshots shard s with fewer trailing entries when its log is

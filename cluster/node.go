@@ -216,6 +216,23 @@ func (n *Node) Start() (err error) {
 	return nil
 }
 
+// eachShardEvery calls f for every shard this node hosts, every d, until
+// the node stops: the loop of the node's background housekeeping.
+func (n *Node) eachShardEvery(d time.Duration, f func(s *Shard)) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		for _, s := range n.shardList() {
+			f(s)
+		}
+	}
+}
+
 // goBackground runs f on a goroutine the node owns and waits for on Close.
 func (n *Node) goBackground(f func()) {
 	n.bg.Add(1)

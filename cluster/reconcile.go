@@ -368,36 +368,27 @@ func (rb *rebalancer) count(kind string, err error) {
 // created the replica was abandoned.
 func (n *Node) collectOrphans() {
 	age := n.rb.cfg.OrphanAge
-	tick := time.NewTicker(age / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-n.stop:
+	n.eachShardEvery(age/4, func(s *Shard) {
+		if s.IsLeader() || time.Since(s.opened) < age {
 			return
-		case <-tick.C:
 		}
-		for _, s := range n.shardList() {
-			if s.IsLeader() || time.Since(s.opened) < age {
-				continue
-			}
-			leader := s.Leader()
-			if leader == "" {
-				leader = n.gossip.leaderOf(s.id)
-			}
-			if leader == "" || leader == n.cfg.NodeID {
-				continue
-			}
-			resp, err := n.controlNode(leader, controlRequest{Op: "members", Shard: s.id})
-			if err != nil || !resp.Leader || len(resp.Members) == 0 {
-				continue
-			}
-			if !slices.Contains(resp.Members, n.cfg.NodeID) {
-				if err := n.dropShard(s.id); err != nil {
-					n.log.Warn("dropping an orphaned replica failed", "shard", s.id, "error", err)
-				}
+		leader := s.Leader()
+		if leader == "" {
+			leader = n.gossip.leaderOf(s.id)
+		}
+		if leader == "" || leader == n.cfg.NodeID {
+			return
+		}
+		resp, err := n.controlNode(leader, controlRequest{Op: "members", Shard: s.id})
+		if err != nil || !resp.Leader || len(resp.Members) == 0 {
+			return
+		}
+		if !slices.Contains(resp.Members, n.cfg.NodeID) {
+			if err := n.dropShard(s.id); err != nil {
+				n.log.Warn("dropping an orphaned replica failed", "shard", s.id, "error", err)
 			}
 		}
-	}
+	})
 }
 
 // Drain makes this node leave every shard: it gossips that it is draining,
