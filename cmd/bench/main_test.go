@@ -157,9 +157,15 @@ func testRunSpreadsClientsOverEndpoints(t *testing.T, hc string) {
 	if s.Requests != 300 || s.OK != 300 || s.Errors != 0 || s.OpsPerSec <= 0 || s.Latency.Count != 300 || s.Latency.P50 <= 0 {
 		t.Fatalf("summary %+v", s)
 	}
+	total := 0
 	for i, f := range fs {
-		if n := len(f.requests()); n < 50 {
-			t.Errorf("endpoint %d got %d of 300 requests", i, n)
+		// The clients share the 300 requests, so how many each endpoint
+		// gets is up to the scheduler; that its two clients reached it is
+		// not.
+		n := len(f.requests())
+		total += n
+		if n == 0 {
+			t.Errorf("endpoint %d got none of the 300 requests", i)
 		}
 		// Each endpoint serves its two clients over kept-alive connections
 		// (a few more than two only when net/http dials while a connection
@@ -168,6 +174,9 @@ func testRunSpreadsClientsOverEndpoints(t *testing.T, hc string) {
 		if n := f.conns.Load(); n > 6 || hc == httpClientFast && n > 2 {
 			t.Errorf("endpoint %d: %d connections for 2 clients", i, n)
 		}
+	}
+	if total != 300 { // no warm-up: every request sent is measured
+		t.Errorf("the endpoints got %d requests, want 300", total)
 	}
 }
 

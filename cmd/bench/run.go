@@ -89,7 +89,14 @@ func (b *bench) run(ctx context.Context) (*summary, error) {
 
 	stats := make([]*workerStats, b.cfg.clients)
 	var wg sync.WaitGroup
-	b.phase.Store(phaseWarmup)
+	// Without a warm-up the workers start measured: no request goes out
+	// uncounted before the phase changes.
+	start := time.Now()
+	if b.cfg.warmup > 0 {
+		b.phase.Store(phaseWarmup)
+	} else {
+		b.phase.Store(phaseMeasure)
+	}
 	for i := range stats {
 		stats[i] = newWorkerStats()
 		wg.Go(func() { b.worker(ctx, i, stats[i]) })
@@ -107,10 +114,9 @@ func (b *bench) run(ctx context.Context) (*summary, error) {
 		}
 		t.Stop()
 		stopProgress()
+		start = time.Now()
+		b.phase.Store(phaseMeasure)
 	}
-
-	start := time.Now()
-	b.phase.Store(phaseMeasure)
 	stopProgress := b.progress("run", &b.live[phaseMeasure], start)
 	var deadline <-chan time.Time
 	if b.cfg.duration > 0 {
