@@ -263,8 +263,8 @@ func (s *Scheduler) Notify(shard uint32) {
 // ends, for the deliveries in flight to end and their outcomes to commit.
 // The node hands the leadership away next and then calls resume: if the
 // node still leads the shard (the transfer failed) the worker goes on,
-// otherwise it stops at once, still paused, without waiting for the next
-// look at the node's leaderships. Without a worker for shard, Handoff does
+// otherwise it stops at once, without waiting for the next look at the
+// node's leaderships. Without a worker for shard, Handoff does
 // nothing.
 func (s *Scheduler) Handoff(ctx context.Context, shard uint32) (resume func()) {
 	s.mu.Lock()
@@ -277,8 +277,16 @@ func (s *Scheduler) Handoff(ctx context.Context, shard uint32) (resume func()) {
 	w.settle(ctx)
 	return sync.OnceFunc(func() {
 		if !slices.Contains(s.cfg.Node.LedShards(), shard) {
+			// Handed away: stop the worker now, still paused. Should the
+			// node have won the shard back meanwhile, reconcile keeps the
+			// worker, and it goes on.
 			s.reconcile()
-			return
+			s.mu.Lock()
+			kept := s.workers[shard] == w
+			s.mu.Unlock()
+			if !kept {
+				return
+			}
 		}
 		if w.paused.Add(-1) == 0 {
 			w.poke()
@@ -303,6 +311,10 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	}
 	return s.Close()
 }
+
+// halted reports whether a Handoff or Stop keeps w from starting
+// deliveries.
+func (w *worker) halted() bool { return w.paused.Load() > 0 || w.s.stopping.Load() }
 
 // settle waits until none of w's deliveries is in flight or waits for its
 // outcome to be recorded, until ctx ends, or until w stops.
@@ -754,7 +766,7 @@ func (w *worker) read(now time.Time) error {
 // waiting to be recorded); the end of a delivery wakes the worker then.
 func (w *worker) feed() (blocked bool) {
 	for w.qhead < len(w.queue) {
-		if w.paused.Load() > 0 || w.s.stopping.Load() {
+		if w.halted() {
 			return true // Handoff or Stop: resume or Close wakes it
 		}
 		d := w.queue[w.qhead]
@@ -781,6 +793,13 @@ func (w *worker) feed() (blocked bool) {
 			return true
 		}
 		w.mu.Lock()
+		if w.halted() {
+			// Checked again where settle reads active: a Handoff that began
+			// since the check above either sees this delivery or stops it.
+			w.mu.Unlock()
+			w.s.releaseSlot()
+			return true
+		}
 		w.inflight[key] = flight{next: e.NextAttempt}
 		w.active++
 		w.mu.Unlock()

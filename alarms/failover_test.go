@@ -133,10 +133,11 @@ func TestHandoffRecordsOutcomesFirst(t *testing.T) {
 	handedOff := make(chan func(), 1)
 	go func() { handedOff <- leader.sched.Handoff(context.Background(), 0) }()
 
-	// While a's delivery is in flight, Handoff waits, and b, due at once,
-	// is not started.
-	setAlarm(t, c.url(0), ns, "b", ms(time.Now()))
-	time.Sleep(300 * time.Millisecond)
+	// While a's delivery is in flight, Handoff waits, and b, due in a
+	// moment (time for the goroutine above to pause the worker), is not
+	// started.
+	setAlarm(t, c.url(0), ns, "b", ms(time.Now().Add(300*time.Millisecond)))
+	time.Sleep(800 * time.Millisecond)
 	select {
 	case <-handedOff:
 		t.Fatal("Handoff returned while a delivery was in flight")
@@ -167,7 +168,7 @@ func TestHandoffRecordsOutcomesFirst(t *testing.T) {
 	// Now the transfer happens: c, due during the handoff, is delivered by
 	// the next leader alone; the old leader's worker stops still paused.
 	resume = leader.sched.Handoff(context.Background(), 0)
-	setAlarm(t, c.url(0), ns, "c", ms(time.Now()))
+	setAlarm(t, c.url(0), ns, "c", ms(time.Now())) // due while paused
 	if err := leader.node.Shard(0).Raft().LeadershipTransfer().Error(); err != nil {
 		t.Fatalf("leadership transfer: %v", err)
 	}
