@@ -80,7 +80,8 @@ type Config struct {
 	// leadership to another node on purpose (rebalancing, a clean stop), so
 	// that work only the leader does can reach a clean point first (the
 	// alarm scheduler records its deliveries' outcomes). It may block until
-	// ctx ends; the node calls resume once the transfer ended either way.
+	// ctx ends; the node calls resume once the transfer ended either way
+	// (or, in Shutdown, once the shutdown's context ended).
 	OnHandoff func(ctx context.Context, shard uint32) (resume func())
 	// Dial opens the node's outgoing Raft connections; nil means
 	// net.DialTimeout. Tests replace it to cut links between nodes.

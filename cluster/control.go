@@ -37,7 +37,7 @@ type controlResponse struct {
 	Applied   uint64   `json:"applied"`
 	LastIndex uint64   `json:"lastIndex"`
 	Leader    bool     `json:"leader"`
-	Leads     int      `json:"leads"`             // how many shards the node leads
+	Leads     *int     `json:"leads,omitempty"`   // how many shards the node leads
 	Members   []string `json:"members,omitempty"` // ids in the leader's configuration
 }
 
@@ -97,14 +97,21 @@ func (n *Node) handleControl(req controlRequest) controlResponse {
 	}
 	switch req.Op {
 	case "create":
+		// One create at a time: leaders ask concurrently, and the count
+		// must include the replicas being created.
+		n.createMu.Lock()
+		busy := 0
 		if n.Shard(req.Shard) == nil {
-			if busy := n.catchingUp(); busy >= maxCatchUps {
-				resp.Err = fmt.Sprintf("%d replicas are catching up on this node; try later", busy)
-				return resp
-			}
+			busy = n.catchingUp()
 		}
-		if _, err := n.startShard(req.Shard); err != nil {
+		if busy >= maxCatchUps {
+			resp.Err = fmt.Sprintf("%d replicas are catching up on this node; try later", busy)
+		} else if _, err := n.startShard(req.Shard); err != nil {
 			resp.Err = err.Error()
+		}
+		n.createMu.Unlock()
+		if busy >= maxCatchUps {
+			return resp
 		}
 	case "drop":
 		if err := n.dropShard(req.Shard); err != nil {
@@ -115,7 +122,8 @@ func (n *Node) handleControl(req controlRequest) controlResponse {
 		resp.Err = "unknown control op " + req.Op
 		return resp
 	}
-	resp.Leads = len(n.LedShards())
+	leads := len(n.LedShards())
+	resp.Leads = &leads
 	if s := n.Shard(req.Shard); s != nil {
 		resp.Hosted = true
 		resp.Applied = s.raft.AppliedIndex()

@@ -102,9 +102,8 @@ type testCluster struct {
 	ids    []string
 	// rebalance is the rebalancing tuning every node starts with.
 	rebalance RebalanceConfig
-	// handoffs counts the calls of Config.OnHandoff; notLeading those made
-	// for a shard the node did not lead at the time.
-	handoffs, notLeading atomic.Int64
+	// handoffs counts the calls of Config.OnHandoff.
+	handoffs atomic.Int64
 }
 
 func newTestCluster(t *testing.T, size, shards int) *testCluster {
@@ -155,12 +154,8 @@ func (c *testCluster) start(id string, expect int, join []string, raftAddr, goss
 	if gossipAddr == "" {
 		gossipAddr = "127.0.0.1:0"
 	}
-	var n *Node
-	onHandoff := func(_ context.Context, shard uint32) func() {
+	onHandoff := func(context.Context, uint32) func() {
 		c.handoffs.Add(1)
-		if s := n.Shard(shard); s == nil || !s.IsLeader() {
-			c.notLeading.Add(1)
-		}
 		return func() {}
 	}
 	n, err := New(Config{

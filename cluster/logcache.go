@@ -13,16 +13,18 @@ import (
 // It is raft.LogCache with a budget in bytes. raft.LogCache holds a fixed
 // number of entries whatever their size: with values near the 2 MiB limit,
 // 512 cached entries in each of 16 shards could pin 16 GiB. Here the
-// entries held never add up to more than budget bytes, and an entry larger
-// than an eighth of it is never held, so the cache stays useful for the
-// small writes it exists for while large ones are read from the store.
+// entries held never add up to more than budget bytes (the oldest make room
+// for a new one), and an entry larger than an eighth of it is never held,
+// so the cache stays useful for the small writes it exists for while large
+// ones are read from the store.
 type logCache struct {
 	store  raft.LogStore
 	budget int
 
-	mu    sync.RWMutex
-	ring  []*raft.Log
-	bytes int // sum of entrySize over ring
+	mu     sync.RWMutex
+	ring   []*raft.Log
+	bytes  int    // sum of entrySize over ring
+	oldest uint64 // no entry below it is held
 }
 
 func newLogCache(store raft.LogStore, entries, budget int) *logCache {
@@ -54,18 +56,36 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	size := uint64(len(c.ring))
 	for _, l := range logs {
-		slot := l.Index % uint64(len(c.ring))
-		if old := c.ring[slot]; old != nil {
-			c.bytes -= entrySize(old)
-			c.ring[slot] = nil
+		c.drop(l.Index)
+		n := entrySize(l)
+		if n > c.budget/8 {
+			continue
 		}
-		if n := entrySize(l); n <= c.budget/8 && c.bytes+n <= c.budget {
-			c.ring[slot] = l
-			c.bytes += n
+		// Drop the oldest entries until the new one fits; none older than
+		// a ring's length can still be held.
+		if l.Index > size {
+			c.oldest = max(c.oldest, l.Index-size)
 		}
+		for c.bytes+n > c.budget && c.oldest < l.Index {
+			c.drop(c.oldest)
+			c.oldest++
+		}
+		c.ring[l.Index%size] = l
+		c.bytes += n
 	}
 	return nil
+}
+
+// drop forgets entry index if the cache holds it, and whatever else holds
+// its slot.
+func (c *logCache) drop(index uint64) {
+	slot := index % uint64(len(c.ring))
+	if old := c.ring[slot]; old != nil {
+		c.bytes -= entrySize(old)
+		c.ring[slot] = nil
+	}
 }
 
 // DeleteRange implements raft.LogStore. Like raft.LogCache it forgets
@@ -74,7 +94,7 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 func (c *logCache) DeleteRange(min, max uint64) error {
 	c.mu.Lock()
 	clear(c.ring)
-	c.bytes = 0
+	c.bytes, c.oldest = 0, 0
 	c.mu.Unlock()
 	return c.store.DeleteRange(min, max)
 }

@@ -147,3 +147,31 @@ func TestLogCacheForgetsOnDeleteRange(t *testing.T) {
 		t.Fatalf("last index %d, want 1", last)
 	}
 }
+
+func TestLogCacheKeepsTheNewestEntries(t *testing.T) {
+	const budget = 64 << 10
+	store := &countingStore{InmemStore: raft.NewInmemStore()}
+	c := newLogCache(store, 512, budget)
+	// 8 KiB entries: the budget holds 8 of them, far fewer than the ring's
+	// 512 slots. Each new one evicts the oldest.
+	for i := uint64(1); i <= 100; i++ {
+		if err := c.StoreLogs([]*raft.Log{entryOf(i, 8<<10)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, sum := c.held(); sum > budget || n != int(min(i, 8)) {
+			t.Fatalf("after entry %d the cache holds %d entries, %d bytes", i, n, sum)
+		}
+	}
+	var l raft.Log
+	for i := uint64(93); i <= 100; i++ {
+		if err := c.GetLog(i, &l); err != nil || l.Index != i {
+			t.Fatalf("entry %d: %+v %v", i, l, err)
+		}
+	}
+	if n := store.reads.Load(); n != 0 {
+		t.Fatalf("the newest entries took %d store reads", n)
+	}
+	if err := c.GetLog(92, &l); err != nil || l.Index != 92 || store.reads.Load() != 1 {
+		t.Fatalf("entry 92, evicted: %+v %v, %d store reads", l, err, store.reads.Load())
+	}
+}

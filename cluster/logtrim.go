@@ -15,7 +15,9 @@ import (
 // well: a shard whose log holds more than MaxLogBytes, and more than the
 // shard's own data (a snapshot writes the data out, so it must free more
 // than it costs), gets a snapshot now, compacted down to about a quarter of
-// MaxLogBytes of trailing entries.
+// MaxLogBytes of trailing entries; not while a new replica catches up. The
+// size is an estimate (see logStore.bytes): a trim too early costs only a
+// snapshot.
 
 // logTrimEvery is how often each shard's log size is looked at.
 const logTrimEvery = 5 * time.Second
@@ -34,12 +36,20 @@ func (n *Node) trimLogs() {
 }
 
 // trimLog snapshots shard s with fewer trailing entries when its log is
-// over MaxLogBytes and larger than its data.
+// over MaxLogBytes and larger than its data, and no replica is catching up.
 func (n *Node) trimLog(s *Shard) error {
+	n.trimMu.Lock() // the read-modify-write of the Raft config below
+	defer n.trimMu.Unlock()
 	limit := n.cfg.Raft.MaxLogBytes
 	bytes, entries, err := s.logs.size()
 	if err != nil || bytes <= limit || entries <= minTrailingLogs {
 		return err
+	}
+	if catchingUp(s) {
+		// A new replica is catching up, perhaps from the entries a trim
+		// would drop: forcing it to start over from a snapshot could repeat
+		// for as long as the shard takes writes faster than a snapshot moves.
+		return nil
 	}
 	lo, hi := objectstore.ShardSpan(s.id)
 	data, err := n.db.EstimateDiskUsage(lo, hi)
@@ -70,4 +80,18 @@ func (n *Node) trimLog(s *Shard) error {
 		n.log.Info("trimmed the raft log", "shard", s.id, "bytes", bytes, "entries", entries, "kept", keep)
 	}
 	return err
+}
+
+// catchingUp reports whether s's configuration has a non-voter.
+func catchingUp(s *Shard) bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return true
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage != raft.Voter {
+			return true
+		}
+	}
+	return false
 }

@@ -45,6 +45,10 @@ type Node struct {
 
 	gossip *gossip
 	sql    SQLEngine
+	// createMu serializes control "create" requests (see maxCatchUps).
+	createMu sync.Mutex
+	// trimMu serializes trimLog, which changes a shard's Raft config.
+	trimMu sync.Mutex
 	rb     *rebalancer
 	// started is when Start began: members not heard of since count as
 	// dead since then.

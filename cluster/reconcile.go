@@ -26,8 +26,8 @@ import (
 //  3. once every desired member is a voter, a voter that is not desired is
 //     removed — after the leader hands its leadership to a desired voter, if
 //     it is the one leaving — and told to drop its copy (control "drop");
-//  4. leadership moves to the shard's preferred leader (the top-ranked
-//     desired member) when this node leads more than its share.
+//  4. leadership moves to the caught-up voter leading the fewest shards
+//     when this node leads more than its share (see balanceLeader).
 //
 // Never two changes at once (Raft allows only one, and the loop waits for
 // each), never fewer voters than desired members, and Raft's configuration,
@@ -297,11 +297,11 @@ func (rb *rebalancer) balanceLeader(s *Shard, desired []string, members int) err
 			continue
 		}
 		resp, err := rb.n.controlNode(id, controlRequest{Op: "status", Shard: s.id})
-		if err != nil || !resp.Hosted || resp.Applied+rb.cfg.CatchUpSlack < s.raft.CommitIndex() {
-			continue
+		if err != nil || !resp.Hosted || resp.Leads == nil || resp.Applied+rb.cfg.CatchUpSlack < s.raft.CommitIndex() {
+			continue // (a node too old to say how many it leads: not a target)
 		}
-		if resp.Leads < fewest {
-			target, fewest = id, resp.Leads
+		if *resp.Leads < fewest {
+			target, fewest = id, *resp.Leads
 		}
 	}
 	if target == "" {
