@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -191,10 +190,8 @@ func ConfigureWebhook(ctx context.Context, endpoints []string, cfg AlarmTrafficC
 		if a.err == nil && a.status == http.StatusOK {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, 250*time.Millisecond) {
 			return fmt.Errorf("configuring the webhook of %s: %w (last answer %d %s %v)", cfg.Client.Namespace, ctx.Err(), a.status, a.code, a.err)
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
@@ -221,34 +218,23 @@ func setAlarm(c *Client, h *AlarmHistory, obj string, at int64) string {
 // set. ConfigureWebhook must have pointed the namespace at a receiver.
 func RunAlarmTraffic(ctx context.Context, endpoints []string, h *AlarmHistory, cfg AlarmTrafficConfig) {
 	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
-	var started atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < cfg.Clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := NewClient(i, endpoints, h.rec, cfg.Client)
-			defer c.Close()
-			rng := rand.New(rand.NewSource(cfg.Seed + int64(i)*15485863))
-			pace := newPacer(cfg.OpsPerSecond)
-			last, lastAt := "", int64(0)
-			for seq := 0; c.Backoff(ctx) && pace.wait(ctx) && started.Add(1) <= int64(cfg.MaxOps); seq++ {
-				at := time.Now().Add(between(rng, cfg.MinAhead, cfg.MaxAhead)).UnixMilli()
-				obj := fmt.Sprintf("alarm-c%d-%d", i, seq)
-				if last != "" && rng.Intn(100) < cfg.OverwritePercent {
-					obj = last
-					if at == lastAt {
-						at++ // a replacement is told apart by its time
-					}
+	l := load{cfg.Clients, cfg.Duration, cfg.MaxOps, cfg.OpsPerSecond}
+	l.run(ctx, endpoints, h.rec, cfg.Client, func(i int, c *Client) func(seq int) {
+		rng := rand.New(rand.NewSource(cfg.Seed + int64(i)*15485863))
+		last, lastAt := "", int64(0)
+		return func(seq int) {
+			at := time.Now().Add(between(rng, cfg.MinAhead, cfg.MaxAhead)).UnixMilli()
+			obj := fmt.Sprintf("alarm-c%d-%d", i, seq)
+			if last != "" && rng.Intn(100) < cfg.OverwritePercent {
+				obj = last
+				if at == lastAt {
+					at++ // a replacement is told apart by its time
 				}
-				setAlarm(c, h, obj, at)
-				last, lastAt = obj, at
 			}
-		}()
-	}
-	wg.Wait()
+			setAlarm(c, h, obj, at)
+			last, lastAt = obj, at
+		}
+	})
 }
 
 // AlarmExpectation is what must be delivered for one object: at least one
@@ -327,15 +313,7 @@ func WaitAlarms(r *AlarmReceiver, exp []AlarmExpectation, timeout time.Duration)
 func AlarmCounts(ops []AlarmOp) Counts {
 	var c Counts
 	for _, op := range ops {
-		switch op.Outcome {
-		case OutcomeOK:
-			c.OK++
-		case OutcomeFailed:
-			c.Failed++
-			c.Refused++
-		case OutcomeUnknown:
-			c.Unknown++
-		}
+		c.add(op.Outcome, op.Refused)
 	}
 	return c
 }

@@ -136,21 +136,26 @@ func (c Counts) String() string {
 		c.OK, c.Failed, c.Refused, c.Failed-c.Refused, c.Unknown, c.OK+c.Failed+c.Unknown)
 }
 
+// add counts one operation.
+func (c *Counts) add(outcome string, refused bool) {
+	switch outcome {
+	case OutcomeOK:
+		c.OK++
+	case OutcomeFailed:
+		c.Failed++
+		if refused {
+			c.Refused++
+		}
+	case OutcomeUnknown:
+		c.Unknown++
+	}
+}
+
 // CountRecords tallies records by outcome.
 func CountRecords(records []Record) Counts {
 	var c Counts
 	for _, r := range records {
-		switch r.Output.Outcome {
-		case OutcomeOK:
-			c.OK++
-		case OutcomeFailed:
-			c.Failed++
-			if r.Refused {
-				c.Refused++
-			}
-		case OutcomeUnknown:
-			c.Unknown++
-		}
+		c.add(r.Output.Outcome, r.Refused)
 	}
 	return c
 }
@@ -353,15 +358,7 @@ func (c *Client) Backoff(ctx context.Context) bool {
 	if c.failures == 0 {
 		return ctx.Err() == nil
 	}
-	d := min(firstBackoff<<min(c.failures-1, 5), maxBackoff)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleep(ctx, min(firstBackoff<<min(c.failures-1, 5), maxBackoff))
 }
 
 // kvValue decodes a value as the workloads write it: a JSON string.

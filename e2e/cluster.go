@@ -385,10 +385,8 @@ func WaitHealthy(ctx context.Context, c Cluster) error {
 		if last == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, 200*time.Millisecond) {
 			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

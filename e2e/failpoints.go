@@ -136,10 +136,8 @@ func RunFailpoints(ctx context.Context, c Cluster, fp Failpoint, rec *Recorder, 
 		wait := between(rng, cfg.MinInterval, cfg.MaxInterval)
 		nodes := c.Nodes()
 		node := nodes[rng.Intn(len(nodes))]
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, wait) {
 			return rep
-		case <-time.After(wait):
 		}
 		if ctx.Err() != nil {
 			return rep

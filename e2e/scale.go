@@ -41,10 +41,8 @@ func Drain(ctx context.Context, endpoint, id string) error {
 		} else {
 			last = err.Error()
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, 500*time.Millisecond) {
 			return fmt.Errorf("draining %s through %s: %w (last: %s)", id, endpoint, ctx.Err(), last)
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -113,17 +112,7 @@ func CountSQL(ops []SQLOp) SQLCounts {
 		if op.Op == OpSQLSelect {
 			n = &c.Selects
 		}
-		switch op.Outcome {
-		case OutcomeOK:
-			n.OK++
-		case OutcomeFailed:
-			n.Failed++
-			if op.Refused {
-				n.Refused++
-			}
-		case OutcomeUnknown:
-			n.Unknown++
-		}
+		n.add(op.Outcome, op.Refused)
 	}
 	return c
 }
@@ -315,10 +304,8 @@ func SetupSQL(ctx context.Context, endpoints []string, cfg SQLTrafficConfig) err
 			if a.err == nil && a.status == http.StatusOK {
 				break
 			}
-			select {
-			case <-ctx.Done():
+			if !sleep(ctx, 250*time.Millisecond) {
 				return fmt.Errorf("creating the table of %s: %w (last answer %d %s %v)", obj, ctx.Err(), a.status, a.code, a.err)
-			case <-time.After(250 * time.Millisecond):
 			}
 		}
 	}
@@ -330,29 +317,19 @@ func SetupSQL(ctx context.Context, endpoints []string, cfg SQLTrafficConfig) err
 // operation. SetupSQL must have created the tables.
 func RunSQLTraffic(ctx context.Context, endpoints []string, h *SQLHistory, cfg SQLTrafficConfig) {
 	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
-	var started atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < cfg.Clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := NewSQLClient(i, endpoints, h, cfg.Client)
-			defer c.Close()
-			rng := rand.New(rand.NewSource(cfg.Seed + int64(i)*104729))
-			pace := newPacer(cfg.OpsPerSecond)
-			for seq := 0; c.c.Backoff(ctx) && pace.wait(ctx) && started.Add(1) <= int64(cfg.MaxOps); seq++ {
-				obj := cfg.Objects[rng.Intn(len(cfg.Objects))]
-				if rng.Intn(100) < cfg.ReadPercent {
-					c.Select(obj)
-				} else {
-					c.Insert(obj, fmt.Sprintf("c%d-%d", i, seq), i, seq)
-				}
+	l := load{cfg.Clients, cfg.Duration, cfg.MaxOps, cfg.OpsPerSecond}
+	l.run(ctx, endpoints, h.rec, cfg.Client, func(i int, c *Client) func(seq int) {
+		s := &SQLClient{c: c, h: h}
+		rng := rand.New(rand.NewSource(cfg.Seed + int64(i)*104729))
+		return func(seq int) {
+			obj := cfg.Objects[rng.Intn(len(cfg.Objects))]
+			if rng.Intn(100) < cfg.ReadPercent {
+				s.Select(obj)
+			} else {
+				s.Insert(obj, fmt.Sprintf("c%d-%d", i, seq), i, seq)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // ReadSQLFinal reads every object's table linearizably through each
@@ -374,10 +351,8 @@ func ReadSQLFinal(ctx context.Context, c Cluster, h *SQLHistory, cfg SQLTrafficC
 					out[node][obj] = rows
 					break
 				}
-				select {
-				case <-ctx.Done():
+				if !sleep(ctx, 250*time.Millisecond) {
 					return out, fmt.Errorf("no final read of %s through %s: %w (last: %v)", obj, node, ctx.Err(), err)
-				case <-time.After(250 * time.Millisecond):
 				}
 			}
 		}

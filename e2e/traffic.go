@@ -77,53 +77,39 @@ func (c KVTrafficConfig) Registers() []KeyRef {
 // "c<client>-<op>".
 func RunKVTraffic(ctx context.Context, endpoints []string, rec *Recorder, cfg KVTrafficConfig) {
 	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
-	defer cancel()
 	regs := cfg.Registers()
-	var started atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < cfg.Clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := NewClient(i, endpoints, rec, cfg.Client)
-			defer c.Close()
-			rng := rand.New(rand.NewSource(cfg.Seed + int64(i)*7919))
-			seen := map[KeyRef]string{} // the last value this client knows per register
-			pace := newPacer(cfg.OpsPerSecond)
-			for seq := 0; ; seq++ {
-				if !c.Backoff(ctx) || !pace.wait(ctx) || started.Add(1) > int64(cfg.MaxOps) {
-					return
+	l := load{cfg.Clients, cfg.Duration, cfg.MaxOps, cfg.OpsPerSecond}
+	l.run(ctx, endpoints, rec, cfg.Client, func(i int, c *Client) func(seq int) {
+		rng := rand.New(rand.NewSource(cfg.Seed + int64(i)*7919))
+		seen := map[KeyRef]string{} // the last value this client knows per register
+		return func(seq int) {
+			r := regs[rng.Intn(len(regs))]
+			value := fmt.Sprintf("c%d-%d", i, seq)
+			switch p := rng.Intn(100); {
+			case p < cfg.GetPercent:
+				if v, ok := c.Get(r.Object, r.Key); ok {
+					seen[r] = v
 				}
-				r := regs[rng.Intn(len(regs))]
-				value := fmt.Sprintf("c%d-%d", i, seq)
-				switch p := rng.Intn(100); {
-				case p < cfg.GetPercent:
-					if v, ok := c.Get(r.Object, r.Key); ok {
-						seen[r] = v
-					}
-				case p < cfg.GetPercent+cfg.PutPercent:
-					if c.Put(r.Object, r.Key, value) == OutcomeOK {
-						seen[r] = value
-					}
-				case rng.Intn(2) == 0:
-					// Half the CASes swap from what they read, so that the
-					// version condition of the tx is what decides them.
-					if c.Swap(r.Object, r.Key, value) == OutcomeOK {
-						seen[r] = value
-					}
-				default:
-					switch out, observed := c.CAS(r.Object, r.Key, seen[r], value); {
-					case out == OutcomeOK:
-						seen[r] = value
-					case out == OutcomeFailed && observed != "":
-						seen[r] = observed
-					}
+			case p < cfg.GetPercent+cfg.PutPercent:
+				if c.Put(r.Object, r.Key, value) == OutcomeOK {
+					seen[r] = value
+				}
+			case rng.Intn(2) == 0:
+				// Half the CASes swap from what they read, so that the
+				// version condition of the tx is what decides them.
+				if c.Swap(r.Object, r.Key, value) == OutcomeOK {
+					seen[r] = value
+				}
+			default:
+				switch out, observed := c.CAS(r.Object, r.Key, seen[r], value); {
+				case out == OutcomeOK:
+					seen[r] = value
+				case out == OutcomeFailed && observed != "":
+					seen[r] = observed
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // CounterTrafficConfig configures the counter workload. Zero means default.
@@ -164,21 +150,42 @@ func (c CounterTrafficConfig) withDefaults() CounterTrafficConfig {
 // MaxOps increments have started; each is recorded.
 func RunCounterTraffic(ctx context.Context, endpoints []string, rec *Recorder, cfg CounterTrafficConfig) {
 	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	l := load{cfg.Clients, cfg.Duration, cfg.MaxOps, cfg.OpsPerSecond}
+	l.run(ctx, endpoints, rec, cfg.Client, func(_ int, c *Client) func(int) {
+		return func(int) { c.Incr(cfg.Object, cfg.Key, 1) }
+	})
+}
+
+// load is what the clients of every workload share: how many there are,
+// how long they run, how many operations they start in all, and how fast
+// each one goes.
+type load struct {
+	clients      int
+	duration     time.Duration
+	maxOps       int
+	opsPerSecond float64
+}
+
+// run runs the clients until ctx ends, the duration passes or maxOps
+// operations have started, and waits for every client's last operation.
+// Client i is NewClient(i, endpoints, rec, cc); worker(i, c) returns the
+// function that makes its operation number seq, called after the client's
+// backoff and pacing.
+func (l load) run(ctx context.Context, endpoints []string, rec *Recorder, cc ClientConfig, worker func(i int, c *Client) func(seq int)) {
+	ctx, cancel := context.WithTimeout(ctx, l.duration)
 	defer cancel()
 	var started atomic.Int64
 	var wg sync.WaitGroup
-	for i := 0; i < cfg.Clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := NewClient(i, endpoints, rec, cfg.Client)
+	for i := range l.clients {
+		wg.Go(func() {
+			c := NewClient(i, endpoints, rec, cc)
 			defer c.Close()
-			pace := newPacer(cfg.OpsPerSecond)
-			for c.Backoff(ctx) && pace.wait(ctx) && started.Add(1) <= int64(cfg.MaxOps) {
-				c.Incr(cfg.Object, cfg.Key, 1)
+			op := worker(i, c)
+			pace := newPacer(l.opsPerSecond)
+			for seq := 0; c.Backoff(ctx) && pace.wait(ctx) && started.Add(1) <= int64(l.maxOps); seq++ {
+				op(seq)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -205,9 +212,11 @@ func (p *pacer) wait(ctx context.Context) bool {
 	}
 	d := p.next.Sub(now)
 	p.next = p.next.Add(p.every)
-	if d <= 0 {
-		return true
-	}
+	return d <= 0 || sleep(ctx, d)
+}
+
+// sleep waits d; false if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
