@@ -1,7 +1,6 @@
 package alarms_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +15,6 @@ import (
 	"time"
 
 	"github.com/cairndb/cairn/cluster"
-	"github.com/cairndb/cairn/fsm"
-	"github.com/cairndb/cairn/objectstore"
-	"github.com/cairndb/cairn/placement"
 )
 
 // TestDeliveryBurst measures how fast a burst of alarms due at the same
@@ -72,31 +68,7 @@ func TestDeliveryBurst(t *testing.T) {
 				if i >= n {
 					return
 				}
-				obj := fmt.Sprintf("b-%d", i)
-				shard, _ := placement.ShardFor(ns, obj, shards)
-				cmd := &fsm.Command{Type: fsm.TypeTx, Header: fsm.Header{NowMillis: time.Now().UnixMilli()}, Namespace: ns, Object: obj,
-					Tx: &objectstore.Tx{Ops: []objectstore.Op{{Kind: objectstore.OpSetAlarm, ScheduledTime: due.UnixMilli()}}}}
-				data, err := cmd.Encode()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				for attempt := 0; ; attempt++ {
-					err := errNoLeader
-					if leader := c.currentLeader(shard); leader != nil {
-						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-						_, err = leader.node.Propose(ctx, shard, data)
-						cancel()
-					}
-					if err == nil {
-						break
-					}
-					if attempt > 100 {
-						t.Errorf("set %s: %v", obj, err)
-						return
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
+				proposeAlarm(t, c, ns, fmt.Sprintf("b-%d", i), due.UnixMilli())
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package alarms
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -10,16 +9,11 @@ import (
 	"time"
 
 	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
-
-type quietPebble struct{}
-
-func (quietPebble) Infof(string, ...any)           {}
-func (quietPebble) Errorf(string, ...any)          {}
-func (quietPebble) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
 
 // fakeNode is a Node over a Pebble database that leads shard 0 and
 // proposes nothing.
@@ -36,7 +30,7 @@ func (n fakeNode) Propose(context.Context, uint32, []byte) (*fsm.Response, error
 // move it reads the record, and delivers nothing if the alarm is gone or
 // changed.
 func TestDeliverUsesCopyOnlyWhileNothingMoved(t *testing.T) {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietPebble{}})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: testlog.Pebble{}})
 	if err != nil {
 		t.Fatal(err)
 	}

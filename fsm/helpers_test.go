@@ -9,25 +9,18 @@ import (
 	"testing"
 
 	"github.com/cairndb/cairn/fsm"
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
-// quietPebble keeps Pebble's informational logging out of test output; a
-// fatal error still stops the test loudly.
-type quietPebble struct{}
-
-func (quietPebble) Infof(string, ...any)           {}
-func (quietPebble) Errorf(string, ...any)          {}
-func (quietPebble) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
-
 // openDB opens (creating if needed) a Pebble database on fs. The caller
 // closes it; see closeDB.
 func openDB(t testing.TB, fs vfs.FS) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietPebble{}})
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: testlog.Pebble{}})
 	if err != nil {
 		t.Fatalf("pebble.Open: %v", err)
 	}

@@ -3,11 +3,10 @@ package objectstore
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"log"
 	"slices"
 	"testing"
 
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -15,7 +14,7 @@ import (
 // newDB opens an empty Pebble database on an in-memory filesystem.
 func newDB(t testing.TB) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: testlog.Pebble{}})
 	if err != nil {
 		t.Fatalf("pebble.Open: %v", err)
 	}
@@ -26,13 +25,6 @@ func newDB(t testing.TB) *pebble.DB {
 	})
 	return db
 }
-
-// quietLogger drops Pebble's informational messages and keeps its errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)           {}
-func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
-func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf("pebble: "+format, a...)) }
 
 // apply runs tx on obj the way the state machine does: in one indexed batch
 // that is both the reader and the writer, committed only on success.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -166,7 +167,7 @@ func TestConnectionCost(t *testing.T) {
 	// measuring: Pebble's in-memory files and cache are Go heap too.
 	cache := pebble.NewCache(1 << 20)
 	defer cache.Unref()
-	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Logger: quietPebble{}, Cache: cache})
+	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Logger: testlog.Pebble{}, Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}

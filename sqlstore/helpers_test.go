@@ -7,21 +7,15 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/cairndb/cairn/internal/testlog"
 	"github.com/cairndb/cairn/objectstore"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// quietPebble keeps Pebble's informational logging out of test output.
-type quietPebble struct{}
-
-func (quietPebble) Infof(string, ...any)           {}
-func (quietPebble) Errorf(string, ...any)          {}
-func (quietPebble) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
-
 func openDB(t testing.TB, fs vfs.FS) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: quietPebble{}})
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Logger: testlog.Pebble{}})
 	if err != nil {
 		t.Fatalf("pebble.Open: %v", err)
 	}

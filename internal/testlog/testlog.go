@@ -5,6 +5,8 @@
 package testlog
 
 import (
+	"fmt"
+	"log"
 	"log/slog"
 	"os"
 	"strings"
@@ -41,3 +43,12 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Pebble is a pebble.Logger for tests: it drops Pebble's informational
+// messages, prints its errors, and panics on a fatal one so that the test
+// stops loudly.
+type Pebble struct{}
+
+func (Pebble) Infof(string, ...any)           {}
+func (Pebble) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
+func (Pebble) Fatalf(format string, a ...any) { panic(fmt.Sprintf("pebble: "+format, a...)) }
