@@ -97,21 +97,8 @@ func (n *Node) handleControl(req controlRequest) controlResponse {
 	}
 	switch req.Op {
 	case "create":
-		// One create at a time: leaders ask concurrently, and the count
-		// must include the replicas being created.
-		n.createMu.Lock()
-		busy := 0
-		if n.Shard(req.Shard) == nil {
-			busy = n.catchingUp()
-		}
-		if busy >= maxCatchUps {
-			resp.Err = fmt.Sprintf("%d replicas are catching up on this node; try later", busy)
-		} else if _, err := n.startShard(req.Shard); err != nil {
+		if err := n.createReplica(req.Shard); err != nil {
 			resp.Err = err.Error()
-		}
-		n.createMu.Unlock()
-		if busy >= maxCatchUps {
-			return resp
 		}
 	case "drop":
 		if err := n.dropShard(req.Shard); err != nil {
@@ -188,6 +175,21 @@ func (n *Node) dropShard(id uint32) error {
 // AppendEntries of up to MaxAppendEntries entries of up to 2 MiB each);
 // taking every shard's at once on a join held gigabytes in flight.
 const maxCatchUps = 2
+
+// createReplica opens this node's replica of shard, unless it is new and
+// maxCatchUps replicas are catching up here already. One at a time: leaders
+// ask concurrently, and the count must include the replicas being created.
+func (n *Node) createReplica(shard uint32) error {
+	n.createMu.Lock()
+	defer n.createMu.Unlock()
+	if n.Shard(shard) == nil {
+		if busy := n.catchingUp(); busy >= maxCatchUps {
+			return fmt.Errorf("%d replicas are catching up on this node; try later", busy)
+		}
+	}
+	_, err := n.startShard(shard)
+	return err
+}
 
 // catchingUp counts the replicas this node hosts that are still catching
 // up: non-voters, and replicas too new to know their configuration. A

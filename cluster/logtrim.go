@@ -45,7 +45,7 @@ func (n *Node) trimLog(s *Shard) error {
 	if err != nil || bytes <= limit || entries <= minTrailingLogs {
 		return err
 	}
-	if catchingUp(s) {
+	if s.hasNonVoter() {
 		// A new replica is catching up, perhaps from the entries a trim
 		// would drop: forcing it to start over from a snapshot could repeat
 		// for as long as the shard takes writes faster than a snapshot moves.
@@ -82,8 +82,9 @@ func (n *Node) trimLog(s *Shard) error {
 	return err
 }
 
-// catchingUp reports whether s's configuration has a non-voter.
-func catchingUp(s *Shard) bool {
+// hasNonVoter reports whether s's configuration has a non-voter (a new
+// replica catching up), or may have: true when it cannot be read.
+func (s *Shard) hasNonVoter() bool {
 	f := s.raft.GetConfiguration()
 	if f.Error() != nil {
 		return true
