@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -22,7 +23,7 @@ import (
 func (n *Node) bootstrap(members []string) error {
 	members = slices.Clone(members)
 	slices.Sort(members)
-	for id := uint32(0); id < uint32(n.state.Shards); id++ {
+	for id := uint32(0); id < uint32(n.ShardCount()); id++ {
 		replicas, err := placement.Replicas(id, members, n.cfg.Replicas)
 		if err != nil {
 			return err
@@ -63,11 +64,19 @@ func (n *Node) bootstrap(members []string) error {
 // it bootstraps over them; when a member says it bootstrapped over a set that
 // includes this node, it bootstraps over that same set; when the cluster
 // bootstrapped without it, it has joined a running cluster and bootstraps
-// nothing.
+// nothing. Every member must agree on the shard count, since it decides
+// where each object lives: a node started without one takes the running
+// cluster's, and a node whose count differs stays out and says why.
 func (n *Node) awaitBootstrap() {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	warned := false
+	warned := map[string]bool{}
+	warnOnce := func(why string, args ...any) {
+		if !warned[why] {
+			warned[why] = true
+			n.log.Error(why, args...)
+		}
+	}
 	for {
 		select {
 		case <-n.stop:
@@ -83,6 +92,8 @@ func (n *Node) awaitBootstrap() {
 		var fresh []string
 		var bootedWith []string
 		joined := false
+		clusterShards := 0 // the running cluster's shard count
+		otherShards := ""  // a fresh member whose shard count differs
 		for _, m := range n.gossip.memberList() {
 			if m.State != StateAlive && m.State != StateSuspect {
 				continue
@@ -90,11 +101,32 @@ func (n *Node) awaitBootstrap() {
 			switch {
 			case m.Meta.Bootstrapped && slices.Contains(m.Meta.BootMembers, n.cfg.NodeID):
 				bootedWith = m.Meta.BootMembers
+				clusterShards = max(clusterShards, m.Meta.Shards)
 			case m.Meta.Bootstrapped:
 				joined = true
+				clusterShards = max(clusterShards, m.Meta.Shards)
 			default:
 				fresh = append(fresh, m.ID)
+				if m.Meta.Shards != 0 && m.Meta.Shards != n.ShardCount() {
+					otherShards = m.ID
+				}
 			}
+		}
+		if clusterShards != 0 && clusterShards != n.ShardCount() {
+			if n.cfg.Shards != 0 {
+				warnOnce("the running cluster has another shard count; this node stays out of it until restarted with the cluster's -shards",
+					"cluster_shards", clusterShards, "shards", n.ShardCount())
+				continue
+			}
+			if err := n.adoptShardCount(clusterShards); err != nil {
+				n.log.Error("taking the cluster's shard count failed; retrying", "error", err)
+				continue
+			}
+		}
+		if bootedWith == nil && !joined && otherShards != "" {
+			warnOnce("a member waiting to bootstrap has another shard count; start every node with the same -shards",
+				"member", otherShards, "shards", n.ShardCount())
+			continue
 		}
 		switch {
 		case bootedWith != nil:
@@ -117,11 +149,27 @@ func (n *Node) awaitBootstrap() {
 				return
 			}
 			n.log.Error("bootstrap failed; retrying", "error", err)
-		case len(fresh) > n.cfg.BootstrapExpect && !warned:
-			warned = true
-			n.log.Error("more nodes than -bootstrap-expect are waiting to bootstrap; start them with the same -bootstrap-expect", "waiting", fresh, "expect", n.cfg.BootstrapExpect)
+		case len(fresh) > n.cfg.BootstrapExpect:
+			warnOnce("more nodes than -bootstrap-expect are waiting to bootstrap; start them with the same -bootstrap-expect", "waiting", fresh, "expect", n.cfg.BootstrapExpect)
 		}
 	}
+}
+
+// adoptShardCount makes a new node, started without a shard count, take the
+// running cluster's before it bootstraps or joins: it hosts no shard yet and
+// routes nothing (Route waits for Bootstrapped), so nothing was placed by
+// the old count.
+func (n *Node) adoptShardCount(count int) error {
+	if count < 1 || count > MaxShards {
+		return fmt.Errorf("cluster: a member gossips a bad shard count %d", count)
+	}
+	if err := n.updateState(func(st *nodeState) { st.Shards = count }); err != nil {
+		return err
+	}
+	n.shardCount.Store(int32(count))
+	n.gossip.setShardCount(count)
+	n.log.Info("took the running cluster's shard count", "shards", count)
+	return nil
 }
 
 // updateState changes the node's state file under the lock.

@@ -31,6 +31,12 @@ const (
 	logCacheBytes   = 2 << 20
 )
 
+// Shard counts: a new cluster's default and the most a cluster may have.
+const (
+	DefaultShards = 16
+	MaxShards     = 4096
+)
+
 // Config configures a Node. The zero value of a field means its default,
 // which DefaultConfig spells out.
 type Config struct {
@@ -47,7 +53,9 @@ type Config struct {
 	// specific host (not 0.0.0.0).
 	AdvertiseRaftAddr string
 	// HTTPAddr is the address clients and other nodes reach this node's
-	// HTTP API on, as shown in the cluster status.
+	// HTTP API on, as shown in the cluster status. Without a host, or with
+	// an unspecified one (0.0.0.0, ::), the advertised Raft address's host
+	// stands in: peers forward requests here.
 	HTTPAddr string
 	// GossipAddr is the address the gossip (membership) port listens on;
 	// port 0 picks a free one.
@@ -87,6 +95,11 @@ type Config struct {
 	// net.DialTimeout. Tests replace it to cut links between nodes.
 	Dial func(network, address string, timeout time.Duration) (net.Conn, error)
 	// Shards is the number of shards, fixed when the cluster bootstraps.
+	// Zero means the count the node's data directory holds or, for a new
+	// node, the running cluster's count when it joins one and DefaultShards
+	// when it starts a new one. A count that is set and differs from the
+	// data directory's fails Start; one that differs from the running
+	// cluster's keeps the node out of it (logged, never ready).
 	Shards int
 	// Raft holds the Raft timings.
 	Raft RaftConfig
@@ -128,7 +141,6 @@ func DefaultConfig() Config {
 		GossipAddr:       "127.0.0.1:0",
 		BootstrapExpect:  1,
 		Replicas:         3,
-		Shards:           16,
 		Raft:             DefaultRaftConfig(),
 		PebbleCacheBytes: 128 << 20,
 	}
@@ -157,9 +169,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RaftAddr == "" {
 		c.RaftAddr = d.RaftAddr
-	}
-	if c.Shards == 0 {
-		c.Shards = d.Shards
 	}
 	if c.GossipAddr == "" {
 		c.GossipAddr = d.GossipAddr
@@ -214,8 +223,8 @@ func (c Config) Validate() error {
 	if len(c.NodeID) > 128 {
 		errs = append(errs, fmt.Errorf("cluster: NodeID is at most 128 bytes, got %d", len(c.NodeID)))
 	}
-	if c.Shards < 1 || c.Shards > 4096 {
-		errs = append(errs, fmt.Errorf("cluster: Shards must be between 1 and 4096, got %d", c.Shards))
+	if c.Shards < 0 || c.Shards > MaxShards {
+		errs = append(errs, fmt.Errorf("cluster: Shards must be between 1 and %d (or 0 for the default), got %d", MaxShards, c.Shards))
 	}
 	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: RaftAddr %q: %v", c.RaftAddr, err))
@@ -245,6 +254,24 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("cluster: Raft LeaderLeaseTimeout (%v) must not exceed HeartbeatTimeout (%v)", r.LeaderLeaseTimeout, r.HeartbeatTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// dialableHTTPAddr returns the HTTP address to gossip for httpAddr: itself,
+// or, when it names no host or an unspecified one, the same port on the
+// host of the advertised Raft address.
+func dialableHTTPAddr(httpAddr, raftAdvertise string) (string, error) {
+	if httpAddr == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", httpAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		raftHost, _, _ := net.SplitHostPort(raftAdvertise)
+		httpAddr = net.JoinHostPort(raftHost, port)
+	}
+	return httpAddr, checkDialable(httpAddr)
 }
 
 // checkDialable checks that addr names a host and a port peers can dial.

@@ -91,7 +91,7 @@ func (n *Node) serveControl(conn net.Conn) {
 
 func (n *Node) handleControl(req controlRequest) controlResponse {
 	var resp controlResponse
-	if req.Shard >= uint32(n.state.Shards) {
+	if req.Shard >= uint32(n.ShardCount()) {
 		resp.Err = fmt.Sprintf("no shard %d", req.Shard)
 		return resp
 	}

@@ -190,7 +190,7 @@ func (n *Node) startGossip() error {
 			HTTPAddr:     n.cfg.HTTPAddr,
 			Bootstrapped: n.state.Bootstrapped,
 			Expect:       n.cfg.BootstrapExpect,
-			Shards:       n.state.Shards,
+			Shards:       n.ShardCount(),
 			BootMembers:  n.state.BootMembers,
 			Draining:     n.state.Draining,
 		},
@@ -378,6 +378,14 @@ func (g *gossip) setBootstrapped(members []string) {
 	if err := g.ml.UpdateNode(5 * time.Second); err != nil {
 		g.log.Warn("gossiping the bootstrapped flag failed; it spreads with the next push/pull", "error", err)
 	}
+}
+
+// setShardCount records the node's shard count in its metadata; it spreads
+// with the bootstrapped flag that follows.
+func (g *gossip) setShardCount(count int) {
+	g.mu.Lock()
+	g.meta.Shards = count
+	g.mu.Unlock()
 }
 
 // publish replaces this node's shard state and broadcasts it.

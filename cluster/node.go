@@ -60,6 +60,9 @@ type Node struct {
 	// logAppended counts the bytes every shard's log store stored.
 	logAppended atomic.Uint64
 
+	// shardCount is state.Shards, readable without mu.
+	shardCount atomic.Int32
+
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
 	state  nodeState
@@ -151,6 +154,9 @@ func (n *Node) Start() (err error) {
 		return fmt.Errorf("cluster: advertised raft address: %w", err)
 	}
 	n.cfg.AdvertiseRaftAddr = advertise
+	if n.cfg.HTTPAddr, err = dialableHTTPAddr(n.cfg.HTTPAddr, advertise); err != nil {
+		return fmt.Errorf("cluster: HTTP address: %w", err)
+	}
 	if n.cfg.NewSQL != nil {
 		if n.sql, err = n.cfg.NewSQL(n.db); err != nil {
 			return fmt.Errorf("cluster: start the SQL engine: %w", err)
@@ -171,7 +177,7 @@ func (n *Node) Start() (err error) {
 	n.cfg.AdvertiseGossipAddr = n.gossip.addr()
 	n.addrs.set(n.cfg.NodeID, addrEntry{raft: advertise, http: n.cfg.HTTPAddr})
 
-	for id := uint32(0); id < uint32(n.state.Shards); id++ {
+	for id := uint32(0); id < uint32(n.ShardCount()); id++ {
 		has, err := n.hasShardState(id)
 		if err != nil {
 			return err
@@ -213,7 +219,7 @@ func (n *Node) Start() (err error) {
 	}
 	// Logged before the bootstrap goroutine may change the state.
 	n.log.Info("node started", "raft_addr", advertise, "gossip_addr", n.cfg.AdvertiseGossipAddr,
-		"shards", n.state.Shards, "hosted", len(n.shardList()), "bootstrapped", n.state.Bootstrapped)
+		"shards", n.ShardCount(), "hosted", len(n.shardList()), "bootstrapped", n.state.Bootstrapped)
 	if !n.state.Bootstrapped {
 		n.goBackground(n.awaitBootstrap)
 	}
@@ -303,6 +309,10 @@ func (n *Node) loadState() error {
 			return fmt.Errorf("%w: %s holds Raft data but no %s", ErrDataDir, n.cfg.DataDir, stateFile)
 		}
 		n.state = nodeState{NodeID: n.cfg.NodeID, Shards: n.cfg.Shards}
+		if n.state.Shards == 0 {
+			n.state.Shards = DefaultShards
+		}
+		n.shardCount.Store(int32(n.state.Shards))
 		return n.saveStateLocked()
 	}
 	if err != nil {
@@ -314,9 +324,12 @@ func (n *Node) loadState() error {
 	switch {
 	case n.state.NodeID != n.cfg.NodeID:
 		return fmt.Errorf("%w: %s belongs to node %q, not %q", ErrDataDir, n.cfg.DataDir, n.state.NodeID, n.cfg.NodeID)
-	case n.state.Shards != n.cfg.Shards:
+	case n.cfg.Shards != 0 && n.state.Shards != n.cfg.Shards:
 		return fmt.Errorf("%w: the cluster was bootstrapped with %d shards; the shard count cannot change to %d", ErrDataDir, n.state.Shards, n.cfg.Shards)
+	case n.state.Shards < 1 || n.state.Shards > MaxShards:
+		return fmt.Errorf("%w: %s: bad shard count %d", ErrDataDir, path, n.state.Shards)
 	}
+	n.shardCount.Store(int32(n.state.Shards))
 	return nil
 }
 
@@ -414,8 +427,10 @@ func (n *Node) droppedSnapBytes() (persisted, restored uint64) {
 // NodeID returns this node's id.
 func (n *Node) NodeID() string { return n.cfg.NodeID }
 
-// ShardCount returns the cluster's number of shards.
-func (n *Node) ShardCount() int { return n.state.Shards }
+// ShardCount returns the cluster's number of shards. It is fixed, except
+// that a new node started without a count takes the running cluster's as it
+// joins, before it hosts or routes anything.
+func (n *Node) ShardCount() int { return int(n.shardCount.Load()) }
 
 // GossipAddr returns the address peers gossip with this node on.
 func (n *Node) GossipAddr() string { return n.cfg.AdvertiseGossipAddr }

@@ -281,7 +281,7 @@ func (rb *rebalancer) step(s *Shard) error {
 // wins, ties going to the higher in s's rendezvous order (desired).
 func (rb *rebalancer) balanceLeader(s *Shard, desired []string, members int) error {
 	led := len(rb.n.LedShards())
-	if led <= (rb.n.state.Shards+members-1)/members {
+	if led <= (rb.n.ShardCount()+members-1)/members {
 		return nil
 	}
 	rb.mu.Lock()

@@ -66,9 +66,17 @@ type Route struct {
 }
 
 // Route returns where requests for shard go, as this node knows it now: its
-// own Raft instance if it hosts the shard, gossip otherwise.
+// own Raft instance if it hosts the shard, gossip otherwise. A node that has
+// not yet bootstrapped or joined a cluster knows no route: until then its
+// shard count may not be the cluster's.
 func (n *Node) Route(shard uint32) Route {
 	var r Route
+	n.mu.RLock()
+	booted := n.state.Bootstrapped
+	n.mu.RUnlock()
+	if !booted {
+		return r
+	}
 	if s := n.Shard(shard); s != nil {
 		r.Hosted = true
 		r.Local = s.IsLeader()
@@ -148,7 +156,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	var st Status
 	held := map[string]int{}
 	led := map[string]int{}
-	for id := uint32(0); id < uint32(n.state.Shards); id++ {
+	for id := uint32(0); id < uint32(n.ShardCount()); id++ {
 		ss, err := n.ShardStatus(id)
 		if err == ErrUnknownShard && n.gossip != nil {
 			ss = ShardStatus{ID: id, Leader: n.gossip.leaderOf(id), Voters: n.gossip.hostsOf(id)}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairndb/cairn/cluster"
 )
 
 var errHelp = errors.New("help requested")
@@ -27,6 +29,7 @@ type config struct {
 	Join             []string
 	BootstrapExpect  int
 	Shards           int
+	ShardsGiven      bool // -shards or CAIRN_SHARDS was set, not left at its default
 	Replicas         int
 	TokensFile       string
 	GossipKey        string
@@ -56,7 +59,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "host other nodes use to reach this one (default: the host of each listen address)")
 	join := fs.String("join", "", "comma-separated gossip addresses of nodes to join; retried until one answers")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", 1, "nodes to wait for before the cluster's first bootstrap")
-	fs.IntVar(&c.Shards, "shards", 16, "number of shards, fixed when the cluster first bootstraps")
+	fs.IntVar(&c.Shards, "shards", cluster.DefaultShards, "number of shards of a new cluster, fixed when it first bootstraps; when not given, a node keeps its data directory's count or takes the running cluster's")
 	fs.IntVar(&c.Replicas, "replicas", 3, "replicas per shard (fewer while the cluster is smaller)")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "JSON file of bearer tokens; without it the API needs no token")
 	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip")
@@ -96,6 +99,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	if envErr != nil {
 		return c, envErr
 	}
+	c.ShardsGiven = set["shards"] || getenv("CAIRN_SHARDS") != ""
 	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, fmt.Errorf("-log-level: %v", err)
 	}
@@ -125,8 +129,8 @@ func (c *config) validate() error {
 	if c.BootstrapExpect < 1 {
 		errs = append(errs, fmt.Errorf("-bootstrap-expect must be at least 1, got %d", c.BootstrapExpect))
 	}
-	if c.Shards < 1 || c.Shards > 4096 {
-		errs = append(errs, fmt.Errorf("-shards must be between 1 and 4096, got %d", c.Shards))
+	if c.Shards < 1 || c.Shards > cluster.MaxShards {
+		errs = append(errs, fmt.Errorf("-shards must be between 1 and %d, got %d", cluster.MaxShards, c.Shards))
 	}
 	if c.Replicas < 1 || c.Replicas > 7 {
 		errs = append(errs, fmt.Errorf("-replicas must be between 1 and 7, got %d", c.Replicas))
@@ -194,4 +198,14 @@ func (c *config) advertise(listen string) string {
 	}
 	_, port, _ := net.SplitHostPort(listen)
 	return net.JoinHostPort(c.AdvertiseAddr, port)
+}
+
+// shardsOrZero is the shard count to configure: 0, which lets the node keep
+// its data directory's count or take the running cluster's, unless one was
+// given.
+func (c *config) shardsOrZero() int {
+	if !c.ShardsGiven {
+		return 0
+	}
+	return c.Shards
 }

@@ -18,6 +18,23 @@ func TestParseFlagsDefaults(t *testing.T) {
 		c.LogLevel != slog.LevelInfo || c.NodeID == "" || c.AlarmConcurrency != 0 {
 		t.Fatalf("defaults: %+v", c)
 	}
+	// Left at its default, the count is the data directory's or the
+	// running cluster's: the node is configured with 0.
+	if c.ShardsGiven || c.shardsOrZero() != 0 {
+		t.Fatalf("-shards not given: ShardsGiven %v, shardsOrZero %d; want false, 0", c.ShardsGiven, c.shardsOrZero())
+	}
+	for _, given := range []struct {
+		args []string
+		env  map[string]string
+	}{{[]string{"-shards", "16"}, nil}, {nil, map[string]string{"CAIRN_SHARDS": "16"}}} {
+		c, err := parseFlags(given.args, env(given.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.ShardsGiven || c.shardsOrZero() != 16 {
+			t.Fatalf("%v %v: ShardsGiven %v, shardsOrZero %d; want true, 16", given.args, given.env, c.ShardsGiven, c.shardsOrZero())
+		}
+	}
 }
 
 func TestParseFlagsEnvAndPrecedence(t *testing.T) {

@@ -71,7 +71,7 @@ type proc struct {
 func startProc(t *testing.T, bin, dataDir string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, "-node-id", "p1", "-data-dir", dataDir, "-shards", "4",
-		"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0")
+		"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-gossip-addr", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -241,8 +241,8 @@ func TestStartErrors(t *testing.T) {
 		want string
 	}{
 		{"bad flag", []string{"-shards", "x"}, 2, "invalid value"},
-		{"busy http port", []string{"-http-addr", busy, "-data-dir", t.TempDir(), "-raft-addr", "127.0.0.1:0"}, 1, "address already in use"},
-		{"data dir is a file", []string{"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-data-dir", file}, 1, "unusable data directory"},
+		{"busy http port", []string{"-http-addr", busy, "-data-dir", t.TempDir(), "-raft-addr", "127.0.0.1:0", "-gossip-addr", "127.0.0.1:0"}, 1, "address already in use"},
+		{"data dir is a file", []string{"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-gossip-addr", "127.0.0.1:0", "-data-dir", file}, 1, "unusable data directory"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		out, _ := cmd.CombinedOutput()

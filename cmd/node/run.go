@@ -68,7 +68,7 @@ func run(ctx context.Context, c config, started chan<- string) error {
 		Replicas:            c.Replicas,
 		GossipKey:           gossipKey,
 		Rebalance:           cluster.RebalanceConfig{DeadNodeGrace: c.DeadNodeGrace},
-		Shards:              c.Shards,
+		Shards:              c.shardsOrZero(),
 		Logger:              log,
 		Registerer:          reg,
 		NewSQL: func(*pebble.DB) (cluster.SQLEngine, error) {
