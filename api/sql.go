@@ -206,7 +206,14 @@ func (s *Server) sql(w http.ResponseWriter, r *http.Request, req *request) error
 func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx *objectstore.Tx) (*objectstore.TxResult, error) {
 	hasSQL, other := tx.HasSQL()
 	switch {
-	case tx.Writes() || (hasSQL && other):
+	case tx.Writes():
+	case hasSQL && other:
+		// Its KV reads and its SQL must see one state, and only an entry
+		// of the log holds the object still for both.
+		if requireWrite(r) != nil {
+			return nil, newError(http.StatusForbidden, codeForbidden,
+				"a tx that mixes sql ops with other ops is committed through the log, which a readonly token may not do; send its sql and its reads as two requests")
+		}
 	case hasSQL:
 		res, err := s.readSQL(r, req, tx)
 		switch {
@@ -218,10 +225,10 @@ func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx 
 			if requireWrite(r) != nil {
 				return nil, err
 			}
-		case req.idemKey != "" && errors.Is(err, objectstore.ErrSQL):
+		case req.idemKey != "" && errors.Is(err, objectstore.ErrSQL) && requireWrite(r) == nil:
 			// A keyed retry of a write that already happened can fail as
 			// a read (CREATE TABLE of a table it created): the log has
-			// the first answer.
+			// the first answer. (A readonly token wrote nothing to retry.)
 		default:
 			return res, err
 		}

@@ -640,6 +640,15 @@ func TestSQLReadonlyToken(t *testing.T) {
 		ro.postSQL(ns, obj, body).wantProblem(t, http.StatusForbidden, "forbidden")
 	}
 	ro.doJSON("POST", objPath(ns, obj, "/tx"), `{"ops":[{"sql":"UPDATE t SET v = 9"}]}`).wantProblem(t, http.StatusForbidden, "forbidden")
+	// A failing read is the SQL error, with an Idempotency-Key too: a
+	// readonly token wrote nothing whose first answer the log could hold.
+	ro.postSQL(ns, obj, q("SELECT nope FROM t")).wantProblem(t, http.StatusBadRequest, "sql_error")
+	ro.postSQL(ns, obj, q("SELECT nope FROM t"), "Idempotency-Key", "ro-read-1").wantProblem(t, http.StatusBadRequest, "sql_error")
+	// A tx mixing sql with KV reads is committed through the log: refused,
+	// and the answer says how to send it.
+	if p := ro.doJSON("POST", objPath(ns, obj, "/tx"), `{"ops":[{"get":["k"]},{"sql":"SELECT v FROM t"}]}`).wantProblem(t, http.StatusForbidden, "forbidden"); !strings.Contains(p.Detail, "two requests") {
+		t.Fatalf("mixed tx with a readonly token: detail %q does not say what to do", p.Detail)
+	}
 	base.postSQL(ns, obj, q("SELECT 1")).wantProblem(t, http.StatusUnauthorized, "unauthorized")
 	a := rw.sqlOK(ns, obj, batch(q("SELECT v FROM t"), q("PRAGMA user_version"), q("SELECT count(*) FROM sqlite_master")))
 	wantRows(t, "rows", a.Results[0], `[[1]]`)

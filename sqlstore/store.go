@@ -21,7 +21,7 @@ const (
 	// DefaultReadTimeout is the default Config.ReadTimeout.
 	DefaultReadTimeout = 5 * time.Second
 	// DefaultWriteStepBudget is the default Config.WriteStepBudget: about
-	// 50 million VM instructions, 1.6 to 2.6 s of work on the machine
+	// 20 million VM instructions, 0.65 to 1.0 s of work on the machine
 	// DESIGN.md measured.
 	DefaultWriteStepBudget = 20_000
 	// DefaultCacheKiB is the default Config.CacheKiB.
