@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 )
 
 // TestCrashLeavesAPrefix applies entries (committed without fsync), takes
@@ -17,7 +18,10 @@ import (
 // the crash the shard must hold exactly the state of some prefix of the
 // entries — never half an entry — named by its applied index, at least the
 // prefix the last snapshot captured; and replaying every entry from index 1
-// must converge on the state of a run without a crash.
+// must converge on the state of a run without a crash. The batched cases
+// apply the entries as Raft's BatchApplyCh delivers them, several to an
+// ApplyBatch call sharing Pebble batches: a crash must still cut between
+// entries, never inside one.
 func TestCrashLeavesAPrefix(t *testing.T) {
 	const n = 60
 	entries := workload(t, n)
@@ -28,6 +32,7 @@ func TestCrashLeavesAPrefix(t *testing.T) {
 		snapAt  []int // snapshot after this many entries
 		percent int   // UnsyncedDataPercent
 		seed    uint64
+		batch   int // entries per ApplyBatch call; 0: Apply one by one
 	}
 	cases := []crashCase{
 		{name: "no snapshot", percent: 0},
@@ -44,6 +49,8 @@ func TestCrashLeavesAPrefix(t *testing.T) {
 		cases = append(cases,
 			crashCase{name: fmt.Sprintf("torn 50%% seed %d", seed), snapAt: []int{20}, percent: 50, seed: seed},
 			crashCase{name: fmt.Sprintf("torn 90%% seed %d, no snapshot", seed), percent: 90, seed: seed},
+			crashCase{name: fmt.Sprintf("batches of 7, torn 50%% seed %d", seed), snapAt: []int{21}, percent: 50, seed: seed, batch: 7},
+			crashCase{name: fmt.Sprintf("batches of 16, torn 90%% seed %d, no snapshot", seed), percent: 90, seed: seed, batch: 16},
 		)
 	}
 	for _, tc := range cases {
@@ -52,18 +59,32 @@ func TestCrashLeavesAPrefix(t *testing.T) {
 			db := openDB(t, fs)
 			f := openFSM(t, db, testShard)
 			lastSnap := 0
+			var pending []*raft.Log // entries waiting for their ApplyBatch
+			flush := func() {
+				if len(pending) > 0 {
+					f.ApplyBatch(pending)
+					pending = nil
+				}
+			}
 			for j := 0; j <= n; j++ {
 				if slices.Contains(tc.snapAt, j) {
+					flush()
 					h := header(t, snapshotBytes(t, f))
 					if h.Applied != uint64(j) || h.Shard != testShard {
 						t.Fatalf("snapshot after %d entries has header %+v", j, h)
 					}
 					lastSnap = j
 				}
-				if j < n {
+				switch {
+				case j < n && tc.batch > 0:
+					if pending = append(pending, logEntry(uint64(j+1), entries[j])); len(pending) == tc.batch {
+						flush()
+					}
+				case j < n:
 					apply(t, f, uint64(j+1), entries[j])
 				}
 			}
+			flush()
 			cfg := vfs.CrashCloneCfg{UnsyncedDataPercent: tc.percent}
 			if tc.percent > 0 {
 				cfg.RNG = rand.New(rand.NewPCG(tc.seed, 0xc0ffee))
