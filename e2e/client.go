@@ -177,6 +177,11 @@ func (c ClientConfig) withDefaults() ClientConfig {
 }
 
 // Client is one recording client. It is used by one goroutine at a time.
+// It speaks HTTP itself rather than through package client on purpose: the
+// history must hold every attempt as the server answered it, with its own
+// call and return times, and a retry or failover inside the client would
+// merge attempts into one operation whose outcome the checker could not
+// classify.
 // Client i prefers endpoint i mod n and moves to the next endpoint after a
 // transport error.
 type Client struct {

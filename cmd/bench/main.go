@@ -16,6 +16,12 @@
 // stdout (-json: one JSON object). SIGINT stops the run early and still
 // prints the summary; a second SIGINT kills it.
 //
+// It speaks HTTP itself rather than through package client: a load
+// generator must cost the machine it shares with the nodes as little CPU as
+// it can (fasthttp measured cheaper than net/http), keep exactly one request
+// in flight per worker, and count every answer, where the client would
+// retry and fail over behind its back.
+//
 //	go run ./cmd/bench -endpoints http://127.0.0.1:8080 -mode write -duration 30s
 //	go run ./cmd/bench -endpoints http://n1:8080,http://n2:8080,http://n3:8080 \
 //		-mode mixed -read-ratio 0.9 -clients 128 -json > result.json
