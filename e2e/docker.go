@@ -81,6 +81,11 @@ type DockerClusterConfig struct {
 	// StartTimeout bounds the fresh cluster's start (every /readyz 200);
 	// default 2 min.
 	StartTimeout time.Duration
+	// OnFailure, if set, runs in the test's cleanup when the test failed,
+	// however it ended (t.Fatal on the way up included), before the
+	// project and its containers' logs are removed: where a scenario
+	// saves its evidence.
+	OnFailure func(*DockerCluster)
 }
 
 // Bounds of docker commands.
@@ -163,6 +168,14 @@ func NewDockerCluster(t testing.TB, cfg DockerClusterConfig) *DockerCluster {
 			t.Errorf("e2e: removing compose project %s: %v", dc.project, err)
 		}
 	})
+	if cfg.OnFailure != nil {
+		// Cleanups run last in, first out: this one before Down.
+		t.Cleanup(func() {
+			if t.Failed() {
+				cfg.OnFailure(dc)
+			}
+		})
+	}
 	t.Logf("e2e: docker-compose -p %s up -d %s", cfg.Project, strings.Join(dockerNodes, " "))
 	if out, err := dc.composeRun(composeTimeout, append([]string{"up", "-d", "--no-build"}, dockerNodes...)...); err != nil {
 		t.Fatalf("e2e: docker-compose up: %v\n%s", err, out)
@@ -272,16 +285,40 @@ func (dc *DockerCluster) Retire(id string) error {
 	return nil
 }
 
-// LoggedNodes returns every node that ever ran, retired ones included: the
-// nodes whose logs the artifacts keep.
+// LoggedNodes returns every node that ever ran, retired ones included, and
+// every other service of the project that has a container (one that
+// started before the suite found it, on a failed start): the nodes whose
+// logs the artifacts keep.
 func (dc *DockerCluster) LoggedNodes() []string {
 	dc.nmu.RLock()
-	defer dc.nmu.RUnlock()
 	out := make([]string, 0, len(dc.nodes)+len(dc.retired))
 	for _, n := range dc.nodes {
 		out = append(out, n.id)
 	}
-	return append(out, dc.retired...)
+	out = append(out, dc.retired...)
+	dc.nmu.RUnlock()
+	services, _ := dockerRun(dockerTimeout, "ps", "-a", "--filter", "label=com.docker.compose.project="+dc.project,
+		"--format", `{{.Label "com.docker.compose.service"}}`)
+	for _, id := range strings.Fields(services) {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// containerOf returns the container of service id: the one the suite
+// found, else the one of the project labelled with it.
+func (dc *DockerCluster) containerOf(id string) (string, error) {
+	if n, err := dc.node(id); err == nil {
+		return n.container, nil
+	}
+	ids, err := dockerRun(dockerTimeout, "ps", "-aq", "--filter", "label=com.docker.compose.project="+dc.project,
+		"--filter", "label=com.docker.compose.service="+id)
+	if err != nil || ids == "" {
+		return "", errors.Join(fmt.Errorf("%w: %q has no container", ErrUnknownNode, id), err)
+	}
+	return strings.Fields(ids)[0], nil
 }
 
 // Gateway returns the host's address on the cluster network: where the
@@ -586,13 +623,13 @@ func (dc *DockerCluster) HealAll() error {
 // spans its restarts, with the suite's docker commands on it merged in by
 // time as "=== e2e:" lines.
 func (dc *DockerCluster) Logs(id string) string {
-	n, err := dc.node(id)
+	container, err := dc.containerOf(id)
 	if err != nil {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", "logs", "--timestamps", n.container).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "docker", "logs", "--timestamps", container).CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("(docker logs %s: %v)\n%s", id, err, out)
 	}

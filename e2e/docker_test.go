@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 )
 
 // The docker suite: the same traffic, failpoint loop and verdicts as the
@@ -37,6 +39,15 @@ const (
 	// scaleTrafficMax bounds a scale scenario's traffic, which runs until
 	// the membership change is done and a while after.
 	scaleTrafficMax = 6 * time.Minute
+	// faultGapMax is the longest the fault loop lets traffic run unhurt
+	// before a cycle (it waits 1 s to faultGapMax); it stops after
+	// faultCyclesMax cycles.
+	faultGapMax    = 3 * time.Second
+	faultCyclesMax = 30
+	// deadlineMargin is how long before go test's -timeout a scenario
+	// still running saves its evidence: the timeout's panic runs no
+	// cleanup.
+	deadlineMargin = 30 * time.Second
 )
 
 // dockerSettings skips the test unless CAIRN_E2E_DOCKER=1, and reads the
@@ -51,46 +62,58 @@ func dockerSettings(t *testing.T) settings {
 	return readSettings(t)
 }
 
+// Each fault scenario names the longest one of its cycles should take —
+// the fault, its undoing and the cluster's recovery — with room for a
+// loaded machine: with at most faultGapMax of traffic before each cycle,
+// it fixes the fewest cycles a run must inject (minCycles).
+
 // TestDockerKillLeader: docker kill -s KILL the leader of the busiest shard,
-// docker start it after 0.2–1.5 s, repeat.
-func TestDockerKillLeader(t *testing.T) { runDockerScenario(t, KillLeaderFailpoint{}) }
+// docker start it after 0.2–1.5 s, repeat. A cycle: at most 1.5 s down,
+// then a container start and every node ready (a few seconds): 20 s.
+func TestDockerKillLeader(t *testing.T) { runDockerScenario(t, KillLeaderFailpoint{}, 20*time.Second) }
 
 // TestDockerPause: docker pause a random node for 3 s (past the election
-// timeout), unpause, repeat.
-func TestDockerPause(t *testing.T) { runDockerScenario(t, PauseFailpoint{Pause: 3 * time.Second}) }
+// timeout), unpause, repeat. A cycle: 3 s frozen, then ready again: 15 s.
+func TestDockerPause(t *testing.T) {
+	runDockerScenario(t, PauseFailpoint{Pause: 3 * time.Second}, 15*time.Second)
+}
 
 // TestDockerIsolateLeader: disconnect the busiest shard's leader from the
-// cluster network for 4 s, reconnect it, repeat.
+// cluster network for 4 s, reconnect it, repeat. A cycle: 4 s cut off,
+// then ready again: 15 s.
 func TestDockerIsolateLeader(t *testing.T) {
-	runDockerScenario(t, IsolateFailpoint{Leader: true, Hold: 4 * time.Second})
+	runDockerScenario(t, IsolateFailpoint{Leader: true, Hold: 4 * time.Second}, 15*time.Second)
 }
 
 // TestDockerPartition: a random node (the minority) against the other two
 // (the majority) for 15 s, then heal, repeat. Unlike the leader's short
 // isolation, the partition outlasts gossip's failure detection (memberlist
 // declares an unreachable member dead after about 5 s in a 3-node
-// cluster), so both sides must also find each other again in gossip.
+// cluster), so both sides must also find each other again in gossip. A
+// cycle: 15 s apart, then ready again: 30 s.
 func TestDockerPartition(t *testing.T) {
-	runDockerScenario(t, IsolateFailpoint{Hold: 15 * time.Second})
+	runDockerScenario(t, IsolateFailpoint{Hold: 15 * time.Second}, 30*time.Second)
 }
 
-// TestDockerRestartAll: docker restart every node at once, repeat.
-func TestDockerRestartAll(t *testing.T) { runDockerScenario(t, RestartAllFailpoint{}) }
+// TestDockerRestartAll: docker restart every node at once, repeat. A
+// cycle: a clean stop (at most -shutdown-timeout 10 s), a start, every
+// node ready: 40 s.
+func TestDockerRestartAll(t *testing.T) { runDockerScenario(t, RestartAllFailpoint{}, 40*time.Second) }
 
 // TestDockerRollingRestart: docker restart n1, n2, n3 one by one, each once
-// the cluster is ready again, repeat.
-func TestDockerRollingRestart(t *testing.T) { runDockerScenario(t, RollingRestartFailpoint{}) }
+// the cluster is ready again, repeat. A cycle: three restarts in a row:
+// 60 s.
+func TestDockerRollingRestart(t *testing.T) {
+	runDockerScenario(t, RollingRestartFailpoint{}, 60*time.Second)
+}
 
 // TestDockerScaleOut: n1, n2, n3 under traffic; n4 and n5 start with -join
 // (compose profile "scale"); traffic goes on until every shard's voters
 // are where placement puts them over five nodes (n4 and n5 among them), and
 // a while after.
 func TestDockerScaleOut(t *testing.T) {
-	s := dockerSettings(t)
-	c := NewDockerCluster(t, DockerClusterConfig{})
-	rec := NewRecorder()
-	rep := &Report{Test: t.Name(), Seed: s.seed}
-	w := newDockerWorkloads(rec, s, scaleTrafficMax)
+	d := newDockerScenario(t, "scale-out", 0)
+	s, c, rec, rep, w := d.s, d.c, d.rec, d.rep, d.w
 	w.side.setup(t, c)
 	endpoints := c.Endpoints()
 	rep.Traffic = runAround(func(ctx context.Context) { w.run(ctx, endpoints) }, func() {
@@ -118,7 +141,7 @@ func TestDockerScaleOut(t *testing.T) {
 		w.scaleStep(t, rep, ev, v, err)
 		time.Sleep(s.traffic / 3)
 	})
-	w.check(t, c, rep)
+	d.check()
 }
 
 // TestDockerScaleIn: five nodes with their shards settled; under traffic
@@ -126,17 +149,15 @@ func TestDockerScaleOut(t *testing.T) {
 // /v1/cluster/nodes/{id}/drain) until they hold no replica and every
 // shard's voters are n1, n2 and n3, then stopped; traffic goes on a while.
 func TestDockerScaleIn(t *testing.T) {
-	s := dockerSettings(t)
-	c := NewDockerCluster(t, DockerClusterConfig{})
-	rec := NewRecorder()
-	rep := &Report{Test: t.Name(), Seed: s.seed}
+	d := newDockerScenario(t, "scale-in", 0)
+	s, c, rec, rep, w := d.s, d.c, d.rec, d.rep, d.w
 	if err := c.AddNodes(scaleNodes...); err != nil {
 		t.Fatal(err)
 	}
 	p, took, err := WaitPlacement(c, c.Nodes(), 3, nil, settleTimeout)
 	if err != nil {
 		rep.Verdicts = append(rep.Verdicts, Verdict{Name: "scale-out", Detail: "before traffic: " + err.Error()})
-		finish(t, c, rep, nil, nil)
+		d.finish(nil, nil)
 		return
 	}
 	t.Logf("five nodes settled after %v: %v", took.Round(time.Millisecond), p)
@@ -146,7 +167,6 @@ func TestDockerScaleIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("e2e: five nodes not ready: %v", err)
 	}
-	w := newDockerWorkloads(rec, s, scaleTrafficMax)
 	w.side.setup(t, c)
 	stay := c.Endpoints()[:len(dockerNodes)]
 	rep.Traffic = runAround(func(ctx context.Context) { w.run(ctx, stay) }, func() {
@@ -188,22 +208,179 @@ func TestDockerScaleIn(t *testing.T) {
 		w.scaleStep(t, rep, ev, v, err)
 		time.Sleep(s.traffic / 3)
 	})
-	w.check(t, c, rep)
+	d.check()
 }
 
 // runDockerScenario runs every workload under fp on a fresh compose
-// project, then checks them all and gossip membership.
-func runDockerScenario(t *testing.T, fp Failpoint) {
-	s := dockerSettings(t)
-	c := NewDockerCluster(t, DockerClusterConfig{})
-	rec := NewRecorder()
-	rep := &Report{Test: t.Name(), Seed: s.seed}
-	w := newDockerWorkloads(rec, s, s.traffic)
-	w.side.setup(t, c)
-	rep.Faults, rep.Traffic = dockerWithFaults(t, c, fp, rec, s, func(ctx context.Context) {
-		w.run(ctx, c.Endpoints())
+// project, then checks them all and gossip membership. cycle bounds one
+// of fp's cycles.
+func runDockerScenario(t *testing.T, fp Failpoint, cycle time.Duration) {
+	d := newDockerScenario(t, fp.Name(), cycle)
+	d.w.side.setup(t, d.c)
+	d.rep.Faults, d.rep.Traffic = dockerWithFaults(t, d.c, fp, d.rec, d.s, func(ctx context.Context) {
+		d.w.run(ctx, d.c.Endpoints())
 	})
-	w.check(t, c, rep)
+	d.check()
+}
+
+// dockerScenario is one docker scenario: its cluster, workloads, history
+// and report, and the evidence and summary it leaves however it ends.
+type dockerScenario struct {
+	t     *testing.T
+	s     settings
+	c     *DockerCluster
+	rec   *Recorder
+	rep   *Report
+	w     *dockerWorkloads
+	fault string        // the failpoint's name, or the membership change
+	cycle time.Duration // the longest a fault cycle should take; 0: one membership change
+
+	mu      sync.Mutex // guards done and stopped
+	done    bool       // the verdicts are in, or the evidence of an early end is saved
+	stopped bool       // the test is ending: the deadline's timer must not save
+}
+
+// newDockerScenario brings up a fresh compose project for the test,
+// configures its workloads (a scale scenario's, with cycle 0, run longer)
+// and arranges for its evidence to be saved if it fails before its
+// verdicts: in the test's cleanup before the project is removed (t.Fatal,
+// a panic) and shortly before go test's -timeout ends the process.
+func newDockerScenario(t *testing.T, fault string, cycle time.Duration) *dockerScenario {
+	s := dockerSettings(t)
+	d := &dockerScenario{t: t, s: s, rec: NewRecorder(), rep: &Report{Test: t.Name(), Seed: s.seed}, fault: fault, cycle: cycle}
+	traffic := s.traffic
+	if cycle == 0 {
+		traffic = scaleTrafficMax
+	}
+	d.w = newDockerWorkloads(d.rec, s, traffic)
+	d.c = NewDockerCluster(t, DockerClusterConfig{OnFailure: func(dc *DockerCluster) {
+		d.endEarly(dc, "the test failed before its verdicts (its log says why)", false)
+	}})
+	if deadline, ok := t.Deadline(); ok && time.Until(deadline) > deadlineMargin {
+		timer := time.AfterFunc(time.Until(deadline)-deadlineMargin, func() {
+			d.endEarly(d.c, fmt.Sprintf("go test -timeout ends the run at %s, in %v: what there is so far",
+				deadline.Format(time.TimeOnly), deadlineMargin), true)
+		})
+		// Registered after NewDockerCluster's cleanups, so it runs first.
+		t.Cleanup(func() {
+			timer.Stop()
+			d.mu.Lock()
+			d.stopped = true
+			d.mu.Unlock()
+		})
+	}
+	return d
+}
+
+// check checks the workloads and the number of fault cycles, and
+// finishes.
+func (d *dockerScenario) check() {
+	records, info := d.w.check(d.t, d.c, d.rep)
+	d.finish(records, &info)
+}
+
+// finish adds the fault-cycles verdict, reports (saving the evidence if
+// a verdict failed), and writes the summary line.
+func (d *dockerScenario) finish(records []Record, info *porcupine.LinearizationInfo) {
+	d.t.Helper()
+	d.mu.Lock()
+	d.done = true // the deadline's timer, if it fires now, has nothing to add
+	d.mu.Unlock()
+	rep := d.rep
+	rep.Verdicts = append(rep.Verdicts, d.cyclesVerdict())
+	finish(d.t, d.c, rep, records, info)
+	var failed []string
+	for _, v := range rep.Verdicts {
+		if !v.OK {
+			failed = append(failed, v.Name)
+		}
+	}
+	line := fmt.Sprintf("%d %s cycles (min %d) in %v of traffic; checked %s; %d/%d verdicts pass",
+		rep.Faults.Cycles, d.fault, d.minCycles(rep.Traffic), rep.Traffic.Round(100*time.Millisecond),
+		d.w.opCounts(records), len(rep.Verdicts)-len(failed), len(rep.Verdicts))
+	if len(failed) > 0 {
+		line += ", failed: " + strings.Join(failed, " ")
+	}
+	if rep.Faults.Err != nil {
+		line += "; fault loop stopped: " + rep.Faults.Err.Error()
+	}
+	d.summarize(rep, line)
+}
+
+// minCycles is the fewest fault cycles traffic of the given length must
+// have seen. The loop waits at most faultGapMax before each cycle, and a
+// cycle takes at most d.cycle, so cycle k starts by k·faultGapMax +
+// (k−1)·d.cycle, and one that starts before traffic ends runs to its end.
+// At least 1, however short the traffic: a chaos run that injected
+// nothing proves nothing. A scale scenario makes its one change.
+func (d *dockerScenario) minCycles(traffic time.Duration) int {
+	n := 1
+	for d.cycle > 0 && n < faultCyclesMax && time.Duration(n+1)*faultGapMax+time.Duration(n)*d.cycle < traffic {
+		n++
+	}
+	return n
+}
+
+// cyclesVerdict fails a run that injected fewer cycles than minCycles.
+func (d *dockerScenario) cyclesVerdict() Verdict {
+	n, least := d.rep.Faults.Cycles, d.minCycles(d.rep.Traffic)
+	v := Verdict{Name: "fault-cycles", OK: n >= least,
+		Detail: fmt.Sprintf("%d cycles of %s in %v of traffic; at least %d", n, d.fault, d.rep.Traffic.Round(100*time.Millisecond), least)}
+	if d.cycle > 0 {
+		v.Detail += fmt.Sprintf(" (each within %v of the last and taking at most %v)", faultGapMax, d.cycle)
+	}
+	return v
+}
+
+// endEarly saves what a scenario that ends before its verdicts has — the
+// register, counter, SQL and alarm histories so far and every node's log —
+// under the artifacts directory, and writes its summary line. It does
+// nothing once the scenario has finished, nor, called by the deadline's
+// timer, once the test is ending.
+func (d *dockerScenario) endEarly(c Cluster, why string, timer bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done || timer && d.stopped {
+		return
+	}
+	d.done = true
+	rep := &Report{Test: d.t.Name(), Seed: d.s.seed, Verdicts: []Verdict{{Name: "ended-early", Detail: why}},
+		Histories: d.w.histories()}
+	records := d.rec.Records()
+	dir, err := SaveArtifacts(c, rep, records, nil)
+	if err != nil {
+		d.t.Logf("e2e: saving the evidence in %s: %v", dir, err)
+	}
+	d.t.Logf("e2e: %s; history and node logs in %s", why, dir)
+	// The fault loop's report is not in yet: the node logs' "=== e2e:"
+	// lines show the faults.
+	d.summarize(rep, fmt.Sprintf("ended early: %s; recorded %s", why, d.w.opCounts(records)))
+}
+
+// summarize logs the scenario's one-line summary — PASS or FAIL, what
+// says (fault cycles, operations checked per workload, verdicts), the
+// artifacts — and appends it to $CAIRN_E2E_SUMMARY if set
+// (scripts/e2e-docker.sh prints that file at the end).
+func (d *dockerScenario) summarize(rep *Report, what string) {
+	status := "PASS"
+	if rep.Failed() {
+		status = "FAIL"
+	}
+	line := rep.Test + " " + status + ": " + what
+	if rep.Artifacts != "" {
+		line += "; artifacts " + rep.Artifacts
+	}
+	d.t.Logf("summary: %s", line)
+	if path := os.Getenv("CAIRN_E2E_SUMMARY"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = fmt.Fprintln(f, line)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			d.t.Logf("e2e: writing the summary to %s: %v", path, err)
+		}
+	}
 }
 
 // dockerWorkloads are a docker scenario's four workloads.
@@ -263,8 +440,9 @@ func (w *dockerWorkloads) scaleStep(t *testing.T, rep *Report, ev FaultEvent, v 
 
 // check waits for the cluster's recovery, reads the final state, and
 // checks linearizability, durability, the counter, replica agreement, the
-// SQL and alarm workloads and gossip membership; then reports.
-func (w *dockerWorkloads) check(t *testing.T, c Cluster, rep *Report) {
+// SQL and alarm workloads and gossip membership. It returns the checked
+// history and porcupine's account of it.
+func (w *dockerWorkloads) check(t *testing.T, c Cluster, rep *Report) ([]Record, porcupine.LinearizationInfo) {
 	rec := w.rec
 	rep.Counts = CountRecords(rec.Records())
 
@@ -309,7 +487,35 @@ func (w *dockerWorkloads) check(t *testing.T, c Cluster, rep *Report) {
 	if ok {
 		rep.Verdicts = append(rep.Verdicts, CheckMembership(c, membersTimeout))
 	}
-	finish(t, c, rep, records, &info)
+	return records, info
+}
+
+// opCounts says how many operations of each workload the verdicts judged
+// (or, before them, were recorded): register gets, puts and CASes
+// (refused ones left out, as the linearizability check leaves them),
+// counter increments, SQL inserts and selects, alarm sets.
+func (w *dockerWorkloads) opCounts(records []Record) string {
+	regs, incrs := 0, 0
+	for _, r := range records {
+		switch {
+		case r.Input.Op == OpIncr:
+			incrs++
+		case !r.Refused:
+			regs++
+		}
+	}
+	return fmt.Sprintf("%d register ops, %d counter incrs, %d SQL ops, %d alarms",
+		regs, incrs, len(w.side.sqlHist.Ops()), len(w.side.alarmHist.Ops()))
+}
+
+// histories returns the SQL and alarm histories so far, as the report
+// keeps them.
+func (w *dockerWorkloads) histories() map[string]any {
+	var ds []Delivery
+	if w.side.recv != nil {
+		ds = w.side.recv.Deliveries()
+	}
+	return map[string]any{"sql": w.side.sqlHist.Ops(), "alarms": map[string]any{"sets": w.side.alarmHist.Ops(), "deliveries": ds}}
 }
 
 // runAround runs traffic while script runs, stops it when script returns,
@@ -337,7 +543,8 @@ func dockerWithFaults(t *testing.T, c Cluster, fp Failpoint, rec *Recorder, s se
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rep = RunFailpoints(ctx, c, fp, rec, FaultConfig{Seed: s.seed, Logf: t.Logf, RecoveryTimeout: dockerRecoveryTimeout})
+		rep = RunFailpoints(ctx, c, fp, rec, FaultConfig{Seed: s.seed, Logf: t.Logf, RecoveryTimeout: dockerRecoveryTimeout,
+			MinInterval: time.Second, MaxInterval: faultGapMax, MaxCycles: faultCyclesMax})
 	}()
 	start := time.Now()
 	traffic(ctx)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The cluster as its nodes see it: GET /v1/cluster, rendered as two tables
 # (nodes, shards), with each container's docker state beside its node.
+# Gossip takes a few seconds to declare a killed or paused node dead; until
+# then the node and the shards it led are marked with * when its container
+# is not running.
 #
 #   scripts/cluster-status.sh                          # asks the first node that answers
 #   scripts/cluster-status.sh http://127.0.0.1:8082    # asks this one
@@ -57,19 +60,32 @@ def table(head, rows):
         print("  ".join(str(x).ljust(n) for x, n in zip(r, w)).rstrip())
 
 print("cluster as seen by %s\n" % os.environ["CAIRN_FROM"])
+# Gossip still calls a node alive for a few seconds after its container
+# stopped; so do the shards it led. Mark both.
+down = {k for k, v in states.items() if not v.startswith("running")}
 rows = []
+stale = False
 for n in d.get("nodes", []):
-    rows.append([n["id"], n.get("state", ""), states.get(n["id"], "-"), n.get("httpAddr", ""),
+    member = n.get("state", "")
+    if n["id"] in down and member == "alive":
+        member, stale = member + "*", True
+    rows.append([n["id"], member, states.get(n["id"], "-"), n.get("httpAddr", ""),
                  n.get("raftAddr", ""), n.get("gossipAddr", ""), n.get("shardsHeld", ""), n.get("shardsLed", "")])
 table(["NODE", "MEMBER", "CONTAINER", "HTTP", "RAFT", "GOSSIP", "HELD", "LED"], rows)
 print()
 rows = []
 shards = d.get("shards", [])
 for s in shards:
-    rows.append([s["id"], s.get("leader") or "(none)", ",".join(s.get("voters") or []) or "-",
+    leader = s.get("leader") or "(none)"
+    if leader in down:
+        leader, stale = leader + "*", True
+    rows.append([s["id"], leader, ",".join(s.get("voters") or []) or "-",
                  ",".join(s.get("nonVoters") or []) or "-", s.get("appliedIndex", "")])
 table(["SHARD", "LEADER", "VOTERS", "NON-VOTERS", "APPLIED"], rows)
-leaderless = [str(s["id"]) for s in shards if not s.get("leader")]
+if stale:
+    print("\n* its container is not running: gossip declares the node dead, and its shards elect\n"
+          "  new leaders, within a few seconds; run this again then")
+leaderless = [str(s["id"]) for s in shards if not s.get("leader") or s["leader"] in down]
 print("\n%d nodes, %d shards, %s" % (len(d.get("nodes", [])), len(shards),
       "every shard has a leader" if not leaderless else "NO LEADER: shard " + ", ".join(leaderless)))
 ' <<<"$body"
