@@ -32,6 +32,17 @@ const (
 	// DefaultMaxBackoff caps the wait between two attempts (a Retry-After
 	// of the server may ask for longer, and is honoured).
 	DefaultMaxBackoff = 2 * time.Second
+	// DefaultAttemptTimeout bounds how long one attempt waits for its
+	// answer to begin. It is longer than the server's own bound on a
+	// request (10 s waiting for Raft, then 503 or 504), so that a slow but
+	// live node answers for itself; only a node that does not answer at
+	// all runs into it.
+	DefaultAttemptTimeout = 15 * time.Second
+
+	// dialTimeout bounds a connection attempt of the client's own
+	// transport: far below the attempt and call timeouts, so that an
+	// endpoint that drops packets costs seconds, not the whole call.
+	dialTimeout = 5 * time.Second
 
 	userAgent = "cairn-go-client/1"
 	// maxResponse bounds the answer the client reads: a list page holds at
@@ -46,6 +57,7 @@ type Client struct {
 	hc          *http.Client
 	token       string
 	timeout     time.Duration
+	attempt     time.Duration // per-attempt bound on waiting for the answer
 	maxAttempts int
 	backoff     time.Duration
 	maxBackoff  time.Duration
@@ -71,8 +83,9 @@ func WithToken(token string) Option {
 }
 
 // WithHTTPClient makes the requests with hc (its Transport, TLS settings,
-// proxies) instead of the client's own. hc's Timeout, if set, bounds every
-// attempt; prefer WithTimeout or a context.
+// proxies) instead of the client's own, whose dial timeout is 5 s. hc's
+// Timeout, if set, bounds every attempt, body included; prefer
+// WithAttemptTimeout, WithTimeout or a context.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) error {
 		if hc == nil {
@@ -87,11 +100,29 @@ func WithHTTPClient(hc *http.Client) Option {
 // call's context ends sooner (default DefaultTimeout). 0 leaves calls bounded
 // by their context alone.
 func WithTimeout(d time.Duration) Option {
+	return durationOption("WithTimeout", d, func(c *Client) { c.timeout = d })
+}
+
+// WithAttemptTimeout bounds how long one attempt waits for the server's
+// answer to begin (its status line and headers; reading the body is bounded
+// by the call alone), default DefaultAttemptTimeout. An attempt that runs
+// into it is a failure like a broken connection: if nothing was sent yet,
+// the call moves on to the next endpoint at once; if the request was sent,
+// a read or a write with an Idempotency-Key is sent again to the next
+// endpoint, and any other write fails with ErrCommitUnknown. 0 leaves
+// attempts bounded by the call's deadline alone.
+func WithAttemptTimeout(d time.Duration) Option {
+	return durationOption("WithAttemptTimeout", d, func(c *Client) { c.attempt = d })
+}
+
+// durationOption is the option called name, which sets d (0 or more) with
+// set.
+func durationOption(name string, d time.Duration, set func(*Client)) Option {
 	return func(c *Client) error {
 		if d < 0 {
-			return fmt.Errorf("client: WithTimeout: negative duration %v", d)
+			return fmt.Errorf("client: %s: negative duration %v", name, d)
 		}
-		c.timeout = d
+		set(c)
 		return nil
 	}
 }
@@ -144,6 +175,7 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		timeout:     DefaultTimeout,
+		attempt:     DefaultAttemptTimeout,
 		maxAttempts: DefaultMaxAttempts,
 		backoff:     DefaultBackoff,
 		maxBackoff:  DefaultMaxBackoff,
@@ -162,6 +194,9 @@ func New(endpoints []string, opts ...Option) (*Client, error) {
 	}
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
+		// The default transport's dial timeout (30 s) equals
+		// DefaultTimeout: one black-holed endpoint would take the call.
+		t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 		t.MaxIdleConnsPerHost = 64
 		c.hc = &http.Client{Transport: t}
 	}
@@ -195,7 +230,8 @@ func (c *Client) Endpoints() []string {
 }
 
 // CallOption adjusts one call. Each documents the calls it applies to; a
-// call given one that does not apply to it fails without sending anything.
+// call given one that does not apply to it fails with ErrInvalidCall without
+// sending anything.
 type CallOption func(*callOptions)
 
 type callOptions struct {
@@ -221,10 +257,15 @@ func IdempotencyKey(key string) CallOption {
 }
 
 // ReadOnly declares that a SQL statement or a transaction with SQL only
-// reads, so the client may retry it like a GET. The client cannot check
-// this; to keep a mistaken declaration harmless it sends such calls with a
-// generated Idempotency-Key (free for a read: only a write leaves a record),
-// so a retry never applies a write twice. Applies to SQL, Batch and Tx.
+// reads, so the client may retry it like a GET. Applies to SQL, Batch and
+// Tx.
+//
+// Statements the client can tell only read (each one a single SELECT,
+// VALUES, WITH … SELECT, or PRAGMA without an argument) make a read with or
+// without the declaration, sent without an Idempotency-Key. For others the
+// client cannot check it; to keep a mistaken declaration harmless it sends
+// the call with a generated Idempotency-Key, so a retry never applies a
+// write twice.
 func ReadOnly() CallOption {
 	return func(o *callOptions) { o.readOnly = true; o.note("ReadOnly") }
 }
@@ -283,7 +324,7 @@ func applyOptions(call string, opts []CallOption, allowed ...string) (callOption
 			ok = ok || a == name
 		}
 		if !ok {
-			return o, fmt.Errorf("client: %s does not take the option %s", call, name)
+			return o, invalidCall("client: %s does not take the option %s", call, name)
 		}
 	}
 	return o, nil
@@ -382,7 +423,7 @@ func (r *request) setQuery(name, value string) {
 func (r *request) setJSON(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("client: encoding the request: %w", err)
+		return invalidCall("client: encoding the request: %w", err)
 	}
 	r.body, r.contentType = b, "application/json"
 	return nil
@@ -420,9 +461,14 @@ func (c *Client) call(ctx context.Context, r *request, out any) (*response, erro
 //     request is sent again, after max(backoff, Retry-After); a 503 moves on
 //     to the next endpoint.
 //   - A request sent without an answer, a 504 commit_unknown and a 502/503/
-//     504 that is not a Cairn problem are sent again only if r is safe (a
-//     read, or a write with an Idempotency-Key).
+//     504 that is not a Cairn problem are sent again, to the next endpoint,
+//     only if r is safe (a read, or a write with an Idempotency-Key).
 //   - Any other answer is the result.
+//
+// An attempt whose answer does not begin within c.attempt is cut short
+// (roundTrip) and counts as a connection failure if nothing was sent yet,
+// else as a request sent without an answer: a hung endpoint is skipped as
+// a dead one is, but an unkeyed write sent to it is never sent again.
 //
 // At most c.maxAttempts attempts; never past the context's deadline.
 func (c *Client) do(ctx context.Context, r *request) (*response, error) {
@@ -550,16 +596,40 @@ func (c *Client) backoffFor(n int) time.Duration {
 	return d/2 + mrand.N(d/2+1)
 }
 
+// errAttemptTimeout ends an attempt that waited WithAttemptTimeout for its
+// answer.
+var errAttemptTimeout = errors.New("client: no answer within the attempt timeout")
+
 // roundTrip makes one attempt at ep. sent reports whether the request may
 // have reached the server: false only when it certainly did not (the
 // connection could not be made, or failed before the request was written).
+// The attempt waits at most c.attempt for the answer to begin.
 func (c *Client) roundTrip(ctx context.Context, ep *url.URL, r *request) (res *response, sent bool, err error) {
 	u := ep.String() + r.path
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	var gotConn, wrote atomic.Bool
-	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	answered := func() bool { return true } // stops the attempt's timer
+	if c.attempt > 0 {
+		answered = time.AfterFunc(c.attempt, func() {
+			cancel(fmt.Errorf("%w (%v)", errAttemptTimeout, c.attempt))
+		}).Stop
+	}
+	// timedOut names the failure of an attempt that the timer ended (and
+	// not the call's own context), unless the transport already does.
+	timedOut := func(err error) error {
+		if cause := context.Cause(actx); ctx.Err() == nil && errors.Is(cause, errAttemptTimeout) && !errors.Is(err, errAttemptTimeout) {
+			return fmt.Errorf("%w: %w", cause, err)
+		}
+		return err
+	}
+	// getConn: the transport traces (an *http.Transport); gotConn: it has
+	// a connection; wrote: the request went out on it.
+	var getConn, gotConn, wrote atomic.Bool
+	tctx := httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		GetConn: func(string) { getConn.Store(true) },
 		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
@@ -586,16 +656,18 @@ func (c *Client) roundTrip(ctx context.Context, ep *url.URL, r *request) (res *r
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.hc.Do(req)
+	answered()
 	if err != nil {
 		// Without a trace (a custom RoundTripper) only a dial error proves
-		// that nothing was sent.
-		notSent := isDialError(err) || (gotConn.Load() && !wrote.Load())
-		return nil, !notSent, err
+		// that nothing was sent; with one, so does a connection that never
+		// came (a dial or TLS handshake the attempt's timer cut short).
+		notSent := isDialError(err) || (getConn.Load() && !gotConn.Load()) || (gotConn.Load() && !wrote.Load())
+		return nil, !notSent, timedOut(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return nil, true, err
+		return nil, true, timedOut(err) // the timer fired as the answer began
 	}
 	if len(b) > maxResponse {
 		return nil, true, fmt.Errorf("client: the answer is larger than %d bytes", maxResponse)

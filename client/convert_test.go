@@ -141,3 +141,36 @@ func TestErrorText(t *testing.T) {
 		t.Error("Op.Kind")
 	}
 }
+
+// TestReadsOnly: what the client sends as a read, without a generated
+// Idempotency-Key. Every doubt must be a "no".
+func TestReadsOnly(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT 1":                                           true,
+		"  select * from t where a = ?;  ":                   true,
+		"-- note\n/* more */ SELECT 1;;":                     true,
+		"VALUES (1), (2)":                                    true,
+		"WITH x AS (SELECT 1) SELECT * FROM x":               true,
+		"PRAGMA user_version":                                true,
+		"pragma main.user_version;":                          true,
+		"SELECT 1; DELETE FROM t":                            false, // two statements
+		"SELECT ';'":                                         false, // any ";" inside
+		"SELECT 1 -- ;\nDELETE FROM t":                       false,
+		"WITH x AS (SELECT 1) DELETE FROM t":                 false,
+		"WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x": false,
+		"WITH x AS (SELECT 'update') SELECT * FROM x":        false, // a word in a string: in doubt
+		"PRAGMA user_version = 3":                            false,
+		"PRAGMA user_version(3)":                             false,
+		"PRAGMA table_info(t)":                               false, // reads, but has an argument
+		"INSERT INTO t VALUES (1)":                           false,
+		"SELECTED":                                           false,
+		"EXPLAIN SELECT 1":                                   false,
+		"/* unterminated SELECT 1":                           false,
+		"-- SELECT 1":                                        false,
+		"":                                                   false,
+	} {
+		if got := readsOnly(q); got != want {
+			t.Errorf("readsOnly(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

@@ -41,6 +41,14 @@
 // attempt and backs off; when attempts run out it fails with ErrUnavailable
 // (Status 0).
 //
+// An endpoint that accepts connections but never answers is cut short too:
+// an attempt waits at most WithAttemptTimeout (default 15 s) for its
+// answer to begin, and the client's own transport gives up a dial after
+// 5 s, well within the call's deadline. If nothing was sent, the call moves
+// on as above; if the request was sent, it is a request sent without an
+// answer (below): a read or a keyed write goes on to the next endpoint,
+// any other write is ErrCommitUnknown.
+//
 // # Retries
 //
 // A call makes at most WithMaxAttempts attempts (default 5) within its
@@ -53,13 +61,14 @@
 //   - 429 overloaded and 503 unavailable, for every call: the server
 //     promises nothing was applied. A 503 moves on to the next endpoint.
 //   - a request that was sent but got no answer (connection reset, EOF,
-//     timeout of the transport), 504 commit_unknown, and a 502/503/504 that
-//     is not a Cairn problem (a proxy's), only when the call is safe to
-//     repeat:
+//     the attempt timeout), 504 commit_unknown, and a 502/503/504 that is
+//     not a Cairn problem (a proxy's), only when the call is safe to
+//     repeat; the next attempt goes to the next endpoint:
 //   - reads: Get, GetBytes, List, All, GetAlarm, the namespace and cluster
 //     listings, Config, UniqueID, a Tx whose ops are all get, list and
-//     getAlarm, and calls declared ReadOnly (Query, or SQL, Batch and Tx
-//     with the ReadOnly option);
+//     getAlarm, SQL, Batch and Tx whose statements the client can tell
+//     only read (a SELECT, see ReadOnly), and calls declared ReadOnly
+//     (Query, or SQL, Batch and Tx with the ReadOnly option);
 //   - SetConfig, which replaces the whole configuration;
 //   - writes that carry an Idempotency-Key: one given with the option
 //     IdempotencyKey, or one the client generates for every write when
@@ -87,7 +96,9 @@
 //
 // SQL runs a statement and returns its Rows, scanned like database/sql's
 // (rows.Next, rows.Scan(&id, &name)); Query is SQL for statements that
-// only read; Batch runs several statements as one transaction. Explicit
+// only read; Batch runs several statements as one transaction. SQL and
+// Query take their options among the arguments, which are not bound:
+// o.SQL(ctx, "INSERT INTO t VALUES (?)", 1, client.IdempotencyKey(k)). Explicit
 // BEGIN/COMMIT are refused (ErrSQLTransactionControl): a request already is
 // one transaction.
 //

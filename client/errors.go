@@ -156,8 +156,28 @@ var (
 	ErrNotModified error = &sentinel{"not_modified"}
 )
 
-// ErrNoRows is returned by Rows.One when the result has no row.
-var ErrNoRows = errors.New("cairn: no rows in the result")
+// Errors of the client itself, which are not *Error: no server answered.
+var (
+	// ErrNoRows is returned by Rows.One when the result has no row.
+	ErrNoRows = errors.New("cairn: no rows in the result")
+	// ErrInvalidCall: the client refused a call before sending anything:
+	// an option the call does not take, an argument or value it cannot
+	// encode, ReadOnly on a Tx with a write op. errors.Is matches it; the
+	// error's text says what was wrong.
+	ErrInvalidCall = errors.New("cairn: invalid call")
+)
+
+// callError is a call the client refused before sending anything.
+type callError struct{ err error }
+
+func (e *callError) Error() string        { return e.err.Error() }
+func (e *callError) Unwrap() error        { return e.err }
+func (e *callError) Is(target error) bool { return target == ErrInvalidCall }
+
+// invalidCall formats the error of a call refused before sending anything.
+func invalidCall(format string, args ...any) error {
+	return &callError{fmt.Errorf(format, args...)}
+}
 
 // problemJSON is an RFC 9457 problem as the server writes it.
 type problemJSON struct {

@@ -200,7 +200,7 @@ func (o *Object) Put(ctx context.Context, key string, v any, opts ...CallOption)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return "", fmt.Errorf("client: Put %q: %w", key, err)
+		return "", invalidCall("client: Put %q: %w", key, err)
 	}
 	return o.putBytes(ctx, "Put", key, b, ContentTypeJSON, opts)
 }

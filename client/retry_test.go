@@ -3,9 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,7 +372,10 @@ func TestNew(t *testing.T) {
 		"backoff order": func() (*client.Client, error) {
 			return client.New([]string{"h:1"}, client.WithBackoff(time.Second, time.Millisecond))
 		},
-		"timeout":     func() (*client.Client, error) { return client.New([]string{"h:1"}, client.WithTimeout(-1)) },
+		"timeout": func() (*client.Client, error) { return client.New([]string{"h:1"}, client.WithTimeout(-1)) },
+		"attempt timeout": func() (*client.Client, error) {
+			return client.New([]string{"h:1"}, client.WithAttemptTimeout(-1))
+		},
 		"http client": func() (*client.Client, error) { return client.New([]string{"h:1"}, client.WithHTTPClient(nil)) },
 		"token":       func() (*client.Client, error) { return client.New([]string{"h:1"}, client.WithToken("a\nb")) },
 	} {
@@ -380,5 +385,166 @@ func TestNew(t *testing.T) {
 	}
 	if got := client.ObjectID("users", "alice"); len(got) != 64 {
 		t.Fatalf("ObjectID = %q", got)
+	}
+}
+
+// hungServer accepts connections and reads what arrives on them, but never
+// answers: a node whose process is stuck while its kernel still accepts.
+type hungServer struct {
+	url string
+	// requests counts the connections on which something arrived.
+	requests atomic.Int32
+}
+
+func startHung(t *testing.T) *hungServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hungServer{url: "http://" + ln.Addr().String()}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if closed {
+				conn.Close()
+			}
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var b [1]byte
+				if n, _ := conn.Read(b[:]); n > 0 {
+					h.requests.Add(1)
+				}
+				io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return h
+}
+
+// TestHungEndpoint puts first an endpoint that accepts connections and
+// never answers. Reads and keyed writes go on to the live node once their
+// attempt times out, well within the call's deadline. An unkeyed write was
+// sent to the hung endpoint (its request arrived there), so its outcome is
+// unknown: ErrCommitUnknown, and it is not sent again.
+func TestHungEndpoint(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	const callTimeout = 10 * time.Second
+	seed := object(t, newClient(t))
+	if _, err := seed.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seed.SQL(ctx, "CREATE TABLE t(a)"); err != nil {
+		t.Fatal(err)
+	}
+	// run calls f with a client of a fresh hung endpoint and the live node,
+	// so that every call starts at the hung one.
+	run := func(t *testing.T, f func(o *client.Object) error, opts ...client.Option) error {
+		hung := startHung(t)
+		opts = append([]client.Option{client.WithAttemptTimeout(500 * time.Millisecond), client.WithTimeout(callTimeout)}, opts...)
+		c := newClientAt(t, []string{hung.url, shared.url}, opts...)
+		start := time.Now()
+		err := f(c.Namespace("t").Object(seed.Name()))
+		if d := time.Since(start); d >= callTimeout {
+			t.Fatalf("took %v, the whole call timeout", d)
+		}
+		if hung.requests.Load() == 0 {
+			t.Fatal("the request never reached the hung endpoint")
+		}
+		return err
+	}
+	t.Run("read", func(t *testing.T) {
+		t.Parallel()
+		var s string
+		if err := run(t, func(o *client.Object) error { return o.Get(ctx, "k", &s) }); err != nil || s != "v" {
+			t.Fatalf("Get = %q, %v", s, err)
+		}
+	})
+	t.Run("query", func(t *testing.T) {
+		t.Parallel()
+		if err := run(t, func(o *client.Object) error { _, err := o.Query(ctx, "SELECT count(*) FROM t"); return err }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("keyed write", func(t *testing.T) {
+		t.Parallel()
+		if err := run(t, func(o *client.Object) error {
+			_, err := o.Put(ctx, "keyed", 1, client.IdempotencyKey("hung-keyed"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(t, func(o *client.Object) error { _, err := o.Put(ctx, "generated", 1); return err }, client.WithIdempotency()); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		for _, k := range []string{"keyed", "generated"} {
+			if err := seed.Get(ctx, k, &n); err != nil || n != 1 {
+				t.Fatalf("%s = %d, %v", k, n, err)
+			}
+		}
+	})
+	t.Run("unkeyed write", func(t *testing.T) {
+		t.Parallel()
+		err := run(t, func(o *client.Object) error { _, err := o.Put(ctx, "unkeyed", 1); return err })
+		var ce *client.Error
+		if !errors.Is(err, client.ErrCommitUnknown) || !errors.As(err, &ce) || ce.Status != 0 || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("unkeyed write to a hung endpoint = %v, want a client-side ErrCommitUnknown before the deadline", err)
+		}
+		// Not sent again: the live node never saw it.
+		if err := seed.Get(ctx, "unkeyed", new(int)); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("Get of the unkeyed write = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestHungDial: a connection that never comes (a dial into a black hole)
+// is cut short by the attempt timeout, and since nothing was sent, even an
+// unkeyed write goes on to the next endpoint.
+func TestHungDial(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	hole := deadAddr(t)[len("http://"):]
+	var dials atomic.Int32
+	d := &net.Dialer{}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == hole {
+			dials.Add(1)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return d.DialContext(ctx, network, addr)
+	}}}
+	c := newClientAt(t, []string{"http://" + hole, shared.url}, client.WithHTTPClient(hc),
+		client.WithAttemptTimeout(300*time.Millisecond), client.WithTimeout(10*time.Second))
+	o := object(t, c)
+	if _, err := o.Put(ctx, "k", 1); err != nil || dials.Load() != 1 {
+		t.Fatalf("unkeyed Put past a hung dial = %v (%d dials into the hole)", err, dials.Load())
 	}
 }

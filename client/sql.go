@@ -12,7 +12,9 @@ import (
 	"math"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,27 +34,49 @@ type Statement struct {
 // string as TEXT; []byte as BLOB; a pointer as what it points to, or NULL
 // if nil; a driver.Valuer (sql.NullString, sql.Null[T], …) as its Value.
 //
-// The client cannot know whether a statement writes, so SQL is retried
-// after a lost answer only with an Idempotency-Key (WithIdempotency); use
-// Query for statements that only read.
+// Options go among args, anywhere; they are not bound: IdempotencyKey,
+// ReadOnly, Stale, as for Batch
+// (o.SQL(ctx, "INSERT INTO t VALUES (?)", 1, client.IdempotencyKey(k))).
+//
+// A statement the client can tell only reads (see ReadOnly) is a read,
+// retried like a GET. Any other may write, so it is retried after a lost
+// answer only with an Idempotency-Key (the option, or WithIdempotency);
+// use Query for other statements that only read.
 func (o *Object) SQL(ctx context.Context, query string, args ...any) (*Rows, error) {
-	return o.sql1(ctx, "SQL", query, args, nil)
+	return o.sql1(ctx, "SQL", query, args, false, unknownOpts)
 }
 
 // Query is SQL for a statement that only reads (SELECT, PRAGMA
-// user_version): it is retried like a GET. The client cannot check that it
-// only reads, so it sends a generated Idempotency-Key with it, which makes
-// a retry harmless even if it writes.
+// user_version): it is retried like a GET, as if declared ReadOnly. The
+// option Stale may go among args.
 func (o *Object) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
-	return o.sql1(ctx, "Query", query, args, []CallOption{ReadOnly()})
+	return o.sql1(ctx, "Query", query, args, true, readOpts)
 }
 
-func (o *Object) sql1(ctx context.Context, call, query string, args []any, opts []CallOption) (*Rows, error) {
-	st, err := statementJSON(Statement{SQL: query, Args: args})
+// sql1 runs one statement, taking the options among args out of them.
+func (o *Object) sql1(ctx context.Context, call, query string, args []any, readOnly bool, allowed []string) (*Rows, error) {
+	var opts []CallOption
+	bind := args
+	for i, a := range args {
+		if f, ok := a.(CallOption); ok {
+			if opts == nil {
+				bind = slices.Clone(args[:i])
+			}
+			opts = append(opts, f)
+		} else if opts != nil {
+			bind = append(bind, a)
+		}
+	}
+	co, err := applyOptions(call, opts, allowed...)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := o.runSQL(ctx, call, st, opts)
+	co.readOnly = co.readOnly || readOnly
+	st, err := statementJSON(Statement{SQL: query, Args: bind})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := o.runSQL(ctx, call, st, readsOnly(query), co)
 	if err != nil {
 		return nil, err
 	}
@@ -62,28 +86,37 @@ func (o *Object) sql1(ctx context.Context, call, query string, args []any, opts 
 // Batch runs statements as one transaction: all are applied or none (a
 // failing statement rolls back the batch). It returns one result per
 // statement. A batch of statements that only read is a read on the server;
-// declare it with ReadOnly so the client retries it like a GET. Options:
-// IdempotencyKey, ReadOnly, Stale.
+// the client retries it like a GET if it can tell (see ReadOnly) or if it
+// is declared ReadOnly. Options: IdempotencyKey, ReadOnly, Stale.
 func (o *Object) Batch(ctx context.Context, stmts []Statement, opts ...CallOption) ([]*Rows, error) {
+	co, err := applyOptions("Batch", opts, unknownOpts...)
+	if err != nil {
+		return nil, err
+	}
 	body := struct {
 		Batch []stmtJSON `json:"batch"`
 	}{Batch: make([]stmtJSON, 0, len(stmts))}
+	reads := true
 	for _, s := range stmts {
 		st, err := statementJSON(s)
 		if err != nil {
 			return nil, err
 		}
 		body.Batch = append(body.Batch, st)
+		reads = reads && readsOnly(s.SQL)
 	}
-	return o.runSQL(ctx, "Batch", body, opts)
+	return o.runSQL(ctx, "Batch", body, reads, co)
 }
 
-func (o *Object) runSQL(ctx context.Context, call string, body any, opts []CallOption) ([]*Rows, error) {
-	co, err := applyOptions(call, opts, unknownOpts...)
-	if err != nil {
-		return nil, err
+// runSQL sends body to the object's /sql: as a read, without a generated
+// Idempotency-Key, if reads (the client can tell every statement only
+// reads), else as a write.
+func (o *Object) runSQL(ctx context.Context, call string, body any, reads bool, co callOptions) ([]*Rows, error) {
+	cls := classWrite
+	if reads {
+		cls = classRead
 	}
-	r := o.client().newRequest(http.MethodPost, o.path()+"/sql", classWrite, co)
+	r := o.client().newRequest(http.MethodPost, o.path()+"/sql", cls, co)
 	if err := r.setJSON(body); err != nil {
 		return nil, err
 	}
@@ -96,6 +129,7 @@ func (o *Object) runSQL(ctx context.Context, call string, body any, opts []CallO
 	}
 	rows := make([]*Rows, len(out.Results))
 	for i, raw := range out.Results {
+		var err error
 		if rows[i], err = decodeRows(raw, out.DatabaseSize); err != nil {
 			return nil, fmt.Errorf("client: %s: result %d: %w", call, i, err)
 		}
@@ -116,11 +150,75 @@ func statementJSON(s Statement) (stmtJSON, error) {
 	for i, a := range s.Args {
 		p, err := encodeParam(a)
 		if err != nil {
-			return out, fmt.Errorf("client: SQL argument %d: %w", i+1, err)
+			return out, invalidCall("client: SQL argument %d: %w", i+1, err)
 		}
 		out.Params = append(out.Params, p)
 	}
 	return out, nil
+}
+
+// readsOnly reports whether the client can tell that query only reads,
+// which makes it safe to send again without an Idempotency-Key. Every doubt
+// is a "no", which costs a generated key at most; a wrong "yes" could let a
+// retry apply a write twice. query must be one statement (a ";" only at the
+// end) that, past leading comments, begins with
+//
+//   - SELECT or VALUES;
+//   - WITH, without the words INSERT, UPDATE, DELETE or REPLACE anywhere;
+//   - PRAGMA, without an argument ("=" or "("): Cairn allows only pragmas
+//     that read when given none.
+func readsOnly(query string) bool {
+	s := strings.TrimRight(skipComments(query), " \t\r\n\f;")
+	if strings.Contains(s, ";") {
+		return false
+	}
+	n := strings.IndexFunc(s, notWordRune)
+	if n < 0 {
+		n = len(s)
+	}
+	first, rest := strings.ToUpper(s[:n]), s[n:]
+	switch first {
+	case "SELECT", "VALUES":
+		return true
+	case "WITH":
+		for _, w := range strings.FieldsFunc(rest, notWordRune) {
+			switch strings.ToUpper(w) {
+			case "INSERT", "UPDATE", "DELETE", "REPLACE":
+				return false
+			}
+		}
+		return true
+	case "PRAGMA":
+		return !strings.ContainsAny(rest, "=(")
+	}
+	return false
+}
+
+// skipComments drops the blanks and SQL comments that begin s.
+func skipComments(s string) string {
+	for {
+		s = strings.TrimLeft(s, " \t\r\n\f")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return ""
+			}
+			s = s[i+1:]
+		case strings.HasPrefix(s, "/*"):
+			i := strings.Index(s[2:], "*/")
+			if i < 0 {
+				return ""
+			}
+			s = s[2+i+2:]
+		default:
+			return s
+		}
+	}
+}
+
+func notWordRune(r rune) bool {
+	return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
 }
 
 // floatJSON writes f so that the server reads it as a REAL: with a decimal

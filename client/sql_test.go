@@ -4,11 +4,15 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/cairndb/cairn/api"
 	"github.com/cairndb/cairn/client"
+	"github.com/cairndb/cairn/internal/testnode"
 )
 
 // TestSQLScan round-trips every SQLite type through parameters and scans
@@ -270,3 +274,173 @@ func TestSQLMigrationAndBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestFailingReadOnlySQL: SQL the client knows only reads goes without an
+// Idempotency-Key, so the server answers a failing one as the read it is:
+// ErrSQL even for a readonly token, and no Raft entry. On a node of its
+// own, with one shard, so that nothing else moves the applied index.
+func TestFailingReadOnlySQL(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	tokens, err := api.ParseTokens([]byte(`{"tokens":[{"token":"` + tokenRO + `","role":"readonly"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := testnode.Start(t.TempDir(), testnode.Options{ID: "ro", Shards: 1, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	// Both clients key every write they send (WithIdempotency): reads must
+	// still go without a key.
+	admin := newClientAt(t, []string{n.URL}, client.WithIdempotency())
+	ro := newClientAt(t, []string{n.AuthURL}, client.WithToken(tokenRO), client.WithIdempotency())
+	if _, err := admin.Namespace("t").Object("o").SQL(ctx, "CREATE TABLE t(a)"); err != nil {
+		t.Fatal(err)
+	}
+	applied := func() uint64 {
+		st, err := admin.ClusterStatus(ctx)
+		if err != nil || len(st.Shards) != 1 {
+			t.Fatalf("ClusterStatus = %+v, %v", st, err)
+		}
+		return st.Shards[0].AppliedIndex
+	}
+	before := applied()
+
+	const bad = "SELECT nope FROM t"
+	for name, c := range map[string]*client.Client{"readonly": ro, "admin": admin} {
+		o := c.Namespace("t").Object("o")
+		for call, f := range map[string]func() error{
+			"Query":          func() error { _, err := o.Query(ctx, bad); return err },
+			"Query Stale":    func() error { _, err := o.Query(ctx, bad, client.Stale()); return err },
+			"SQL":            func() error { _, err := o.SQL(ctx, bad); return err },
+			"Batch":          func() error { _, err := o.Batch(ctx, []client.Statement{{SQL: "SELECT 1"}, {SQL: bad}}); return err },
+			"Batch ReadOnly": func() error { _, err := o.Batch(ctx, []client.Statement{{SQL: bad}}, client.ReadOnly()); return err },
+			"Tx": func() error {
+				// sql ops only: one that also reads keys goes through the log.
+				_, err := o.Tx(ctx, client.TxRequest{Ops: []client.Op{client.OpSQL("SELECT 1"), client.OpSQL(bad)}})
+				return err
+			},
+		} {
+			if err := f(); !errors.Is(err, client.ErrSQL) {
+				t.Errorf("%s, %s of a bad SELECT = %v, want ErrSQL", name, call, err)
+			}
+		}
+	}
+	if _, err := ro.Namespace("t").Object("o").Query(ctx, "SELECT count(*) FROM t"); err != nil {
+		t.Fatal(err)
+	}
+	if after := applied(); after != before {
+		t.Fatalf("failing reads moved the applied index from %d to %d", before, after)
+	}
+}
+
+// TestReadOnlySQLKeys checks which SQL calls carry an Idempotency-Key:
+// none that the client knows only reads; a generated one on a write, and on
+// a declared read the client cannot check, where the key keeps a mistaken
+// declaration from applying a write twice.
+func TestReadOnlySQLKeys(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	c := newClient(t, client.WithIdempotency())
+	o := object(t, c)
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	rec := shared.faults.add(&fault{times: -1, match: func(r *http.Request) bool {
+		if forObject(o)(r) {
+			mu.Lock()
+			keys = append(keys, r.Header.Get("Idempotency-Key"))
+			mu.Unlock()
+		}
+		return false
+	}})
+	defer shared.faults.remove(rec)
+	for _, c := range []struct {
+		name  string
+		call  func() error
+		keyed bool
+	}{
+		{"SQL write", func() error { _, err := o.SQL(ctx, "CREATE TABLE t(a)"); return err }, true},
+		{"Query", func() error { _, err := o.Query(ctx, "SELECT * FROM t"); return err }, false},
+		{"SQL of a SELECT", func() error { _, err := o.SQL(ctx, "SELECT * FROM t WHERE a = ?", 1); return err }, false},
+		{"Batch of reads", func() error {
+			_, err := o.Batch(ctx, []client.Statement{{SQL: "SELECT 1"}, {SQL: "PRAGMA user_version"}})
+			return err
+		}, false},
+		{"Tx of reads", func() error {
+			_, err := o.Tx(ctx, client.TxRequest{Ops: []client.Op{client.OpGet("k"), client.OpSQL("SELECT 1")}})
+			return err
+		}, false},
+		{"Query the client cannot check", func() error { _, err := o.Query(ctx, "PRAGMA table_info(t)"); return err }, true},
+	} {
+		mu.Lock()
+		keys = nil
+		mu.Unlock()
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		mu.Lock()
+		got := keys
+		mu.Unlock()
+		if len(got) != 1 || (got[0] != "") != c.keyed {
+			t.Errorf("%s sent Idempotency-Keys %q, want keyed %v", c.name, got, c.keyed)
+		}
+	}
+}
+
+// TestSQLCallOptions: SQL and Query take their options among the
+// arguments, which bind without them.
+func TestSQLCallOptions(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	o := object(t, newClient(t))
+	if _, err := o.SQL(ctx, "CREATE TABLE t(a, b)"); err != nil {
+		t.Fatal(err)
+	}
+
+	// IdempotencyKey: the lost answer of an insert is retried, applied once.
+	f := shared.faults.add(&fault{match: method("POST", forObject(o)), times: 1, drop: true})
+	rows, err := o.SQL(ctx, "INSERT INTO t VALUES (?, ?) RETURNING a, b", 1, client.IdempotencyKey("sql-opt-1"), "x")
+	shared.faults.remove(f)
+	var a int
+	var b string
+	if err != nil || rows.One(&a, &b) != nil || a != 1 || b != "x" || f.hits.Load() != 1 {
+		t.Fatalf("keyed SQL after a lost answer = (%d, %q), %v (dropped %d)", a, b, err, f.hits.Load())
+	}
+	var n int
+	if err := mustQuery(t, o, "SELECT count(*) FROM t").One(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows, want 1: applied twice?", n)
+	}
+
+	// Stale: ?consistency=stale.
+	var query string
+	rec := shared.faults.add(&fault{times: -1, match: func(r *http.Request) bool {
+		if forObject(o)(r) {
+			query = r.URL.RawQuery
+		}
+		return false
+	}})
+	rows, err = o.Query(ctx, "SELECT b FROM t WHERE a = ?", client.Stale(), 1)
+	shared.faults.remove(rec)
+	if err != nil || rows.One(&b) != nil || b != "x" || query != "consistency=stale" {
+		t.Fatalf("Query with Stale = %q, %v (query %q)", b, err, query)
+	}
+
+	// Options a call does not take: ErrInvalidCall, nothing sent.
+	for name, err := range map[string]error{
+		"Query IdempotencyKey": second(o.Query(ctx, "SELECT 1", client.IdempotencyKey("k"))),
+		"SQL IfAbsent":         second(o.SQL(ctx, "SELECT 1", client.IfAbsent())),
+		"Batch IfExists":       second(o.Batch(ctx, []client.Statement{{SQL: "SELECT 1"}}, client.IfExists())),
+		"Tx ReadOnly with put": second(o.Tx(ctx, client.TxRequest{Ops: []client.Op{client.OpPut("k", 1)}}, client.ReadOnly())),
+		"unencodable argument": second(o.SQL(ctx, "SELECT ?", make(chan int))),
+	} {
+		var ce *client.Error
+		if !errors.Is(err, client.ErrInvalidCall) || errors.As(err, &ce) {
+			t.Errorf("%s = %v, want ErrInvalidCall", name, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

@@ -78,9 +78,10 @@ func (k OpKind) writes() bool {
 // Op is one operation of a transaction, made by the Op… functions. An op
 // whose arguments cannot be encoded makes Tx fail before sending.
 type Op struct {
-	kind OpKind
-	raw  json.RawMessage
-	err  error
+	kind  OpKind
+	raw   json.RawMessage
+	err   error
+	reads bool // a sql op whose statement the client can tell only reads
 }
 
 // Kind returns the op's kind.
@@ -192,7 +193,7 @@ func OpSQL(query string, args ...any) Op {
 		return Op{kind: KindSQL, err: err}
 	}
 	b, err := json.Marshal(st)
-	return Op{kind: KindSQL, raw: b, err: err}
+	return Op{kind: KindSQL, raw: b, err: err, reads: readsOnly(query)}
 }
 
 // OpGetAlarm reads the object's alarm; OpResult.Alarm is its time (zero if
@@ -244,10 +245,11 @@ type OpResult struct {
 }
 
 // Tx runs a transaction on the object. A tx with only get, list and
-// getAlarm ops is a read (retried like a GET); one with put, delete, incr,
-// setAlarm, deleteAlarm or deleteAll ops is a write; one with sql ops and
-// no KV writes is a write unless declared ReadOnly. Options:
-// IdempotencyKey, ReadOnly, Stale.
+// getAlarm ops, and sql ops the client can tell only read (see ReadOnly),
+// is a read (retried like a GET); one with put, delete, incr, setAlarm,
+// deleteAlarm or deleteAll ops is a write; one with other sql ops and no
+// KV writes is a write unless declared ReadOnly. Options: IdempotencyKey,
+// ReadOnly, Stale.
 func (o *Object) Tx(ctx context.Context, tx TxRequest, opts ...CallOption) (*TxResult, error) {
 	co, err := applyOptions("Tx", opts, unknownOpts...)
 	if err != nil {
@@ -257,14 +259,14 @@ func (o *Object) Tx(ctx context.Context, tx TxRequest, opts ...CallOption) (*TxR
 }
 
 func (o *Object) tx(ctx context.Context, tx TxRequest, co callOptions) (*TxResult, error) {
-	// A tx with sql ops may write: the client cannot tell, so it is a
+	// A sql op the client cannot tell only reads may write, so it is a
 	// write unless declared ReadOnly (which newRequest then honours).
 	cls := classRead
 	for _, op := range tx.Ops {
 		if op.kind.writes() && co.readOnly {
-			return nil, fmt.Errorf("client: Tx: ReadOnly given, but the tx has a %s op", op.kind)
+			return nil, invalidCall("client: Tx: ReadOnly given, but the tx has a %s op", op.kind)
 		}
-		if op.kind.writes() || op.kind == KindSQL {
+		if op.kind.writes() || (op.kind == KindSQL && !op.reads) {
 			cls = classWrite
 		}
 	}

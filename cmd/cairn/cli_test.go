@@ -591,6 +591,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", nil, []string{"kv", "get", obj, "k", "--frobnicate"}, 1, ""},
 		{"bad global flag", nil, []string{"--timeout", "soon", "kv", "get", obj, "k"}, 1, ""},
 		{"empty url", nil, []string{"--url", ",", "kv", "get", obj, "k"}, 1, ""},
+		{"refused by the client", nil, []string{"tx", obj, "--read-only"}, 1, `{"ops":[{"put":{"a":1}}]}`},
 		{"ok", nil, []string{"kv", "get", obj, "k"}, 0, ""},
 		{"flags before and after", nil, []string{"--ns", "default", "kv", "get", "--stale", obj, "--timeout", "5s", "k"}, 0, ""},
 		{"not found", nil, []string{"kv", "get", obj, "nope"}, 2, ""},

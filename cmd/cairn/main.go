@@ -6,7 +6,8 @@
 // scripts can rely on:
 //
 //	0  ok
-//	1  usage error (bad flags or arguments, an unreadable input file)
+//	1  usage error (bad flags or arguments, an unreadable input file, a
+//	   call the client refuses before sending anything)
 //	2  not found (a missing key, no alarm set, an unknown node)
 //	3  precondition failed or conflict (412, 409)
 //	4  any other error answer of the API (4xx, 500, 507)
@@ -337,7 +338,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, client.ErrInvalidCall):
 		return exitUsage
 	case errors.As(err, &nf):
 		return exitNotFound
@@ -519,7 +520,8 @@ Global flags (anywhere on the line):
 
 Exit codes:
   0  ok
-  1  usage error: bad flags or arguments, an unreadable or malformed input file
+  1  usage error: bad flags or arguments, an unreadable or malformed input file,
+     a call the client refuses before sending anything (tx --read-only with a put)
   2  not found: a missing key (kv get), no alarm (alarm get), an unknown node
   3  precondition failed (412) or conflict (409: not_a_number, idempotency_key_reused, conflict)
   4  any other error answer of the API (400, 401, 403, 413, 500, 507, …)

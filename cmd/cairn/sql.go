@@ -55,8 +55,8 @@ func (a *app) sql(ctx context.Context, args []string) error {
 		for _, p := range pos[2:] {
 			params = append(params, cliParam(p))
 		}
-		// Batch, not SQL: it takes the call options (SQL takes none), and a
-		// batch of one statement is the same request to the server.
+		// Batch, not SQL: a batch of one statement is the same request to
+		// the server, and its result prints as every batch's does.
 		rows, err := obj.Batch(ctx, []client.Statement{{SQL: pos[1], Args: params}}, opts...)
 		if err != nil {
 			return err
