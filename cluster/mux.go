@@ -39,6 +39,9 @@ type Mux struct {
 	mu     sync.Mutex
 	layers map[uint32]*streamLayer
 	closed bool
+	// routing are the connections whose header is still being read: Close
+	// closes them rather than wait out their header deadline.
+	routing map[net.Conn]struct{}
 
 	// dial opens connections; tests replace it to cut links.
 	dial func(network, address string, timeout time.Duration) (net.Conn, error)
@@ -55,6 +58,7 @@ func NewMux(ln net.Listener, advertise net.Addr, logger *slog.Logger) *Mux {
 		advertise: advertise,
 		log:       logger,
 		layers:    map[uint32]*streamLayer{},
+		routing:   map[net.Conn]struct{}{},
 		dial:      net.DialTimeout,
 	}
 }
@@ -89,9 +93,21 @@ func (m *Mux) isClosed() bool {
 
 // route reads a connection's header and hands it over, or closes it.
 func (m *Mux) route(conn net.Conn) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		conn.Close()
+		return
+	}
+	m.routing[conn] = struct{}{}
+	m.mu.Unlock()
 	_ = conn.SetReadDeadline(time.Now().Add(headerTimeout))
 	var hdr [muxHeaderLen]byte
-	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+	_, err := io.ReadFull(conn, hdr[:])
+	m.mu.Lock()
+	delete(m.routing, conn)
+	m.mu.Unlock()
+	if err != nil {
 		conn.Close()
 		return
 	}
@@ -144,6 +160,9 @@ func (m *Mux) Close() error {
 	m.closed = true
 	layers := m.layers
 	m.layers = map[uint32]*streamLayer{}
+	for conn := range m.routing {
+		conn.Close() // its route returns at once
+	}
 	m.mu.Unlock()
 	err := m.ln.Close()
 	for _, l := range layers {

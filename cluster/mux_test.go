@@ -202,12 +202,25 @@ func TestMuxCloseEndsEverything(t *testing.T) {
 	l := m.Layer(1)
 	// A connection for shard 1 that nobody accepts: routing waits with it.
 	waiting := rawDial(t, m, muxHeader(muxMagic, chanRaft, 1))
+	// A connection that has sent no header yet: Close must not wait out
+	// its header deadline (headerTimeout, longer than the bound below).
+	silent := rawDial(t, m, nil)
+	waitFor(t, "the silent connection to be routing", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for conn := range m.routing {
+			if conn.RemoteAddr().String() == silent.LocalAddr().String() {
+				return true
+			}
+		}
+		return false
+	})
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return")
+	case <-time.After(headerTimeout - time.Second):
+		t.Fatal("Close did not return: it waits for a connection that sends no header")
 	}
 	select {
 	case <-served:
@@ -215,6 +228,7 @@ func TestMuxCloseEndsEverything(t *testing.T) {
 		t.Fatal("Serve did not return after Close")
 	}
 	wantClosed(t, waiting, "a connection waiting to be accepted")
+	wantClosed(t, silent, "a connection that sent no header")
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: err = %v, want net.ErrClosed", err)
 	}

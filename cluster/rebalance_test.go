@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairndb/cairn/placement"
+	"github.com/hashicorp/raft"
 )
 
 // fastRebalance rebalances quickly, with a dead-node grace of grace.
@@ -94,12 +95,38 @@ func (c *testCluster) checkAll(tag string, want map[uint32]string) {
 }
 
 // configIndexes returns, per shard, the index of the latest configuration
-// its leader knows: it moves only when the configuration changes.
+// entry in its leader's log and that configuration's servers: they move only
+// when the configuration changes. (raft's Stats cannot tell: its
+// latest_configuration_index is always 0 in hashicorp/raft v1.7.)
 func (c *testCluster) configIndexes() map[uint32]string {
 	c.t.Helper()
 	out := map[uint32]string{}
 	for shard := uint32(0); shard < uint32(c.shards); shard++ {
-		out[shard] = c.waitLeader(shard).Shard(shard).raft.Stats()["latest_configuration_index"]
+		s := c.waitLeader(shard).Shard(shard)
+		first, err := s.logs.FirstIndex()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		last, err := s.logs.LastIndex()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		index := uint64(0) // 0: compacted into a snapshot
+		for i := last; i >= first && i > 0; i-- {
+			var l raft.Log
+			if err := s.logs.GetLog(i, &l); err != nil {
+				c.t.Fatalf("shard %d: entry %d: %v", shard, i, err)
+			}
+			if l.Type == raft.LogConfiguration {
+				index = i
+				break
+			}
+		}
+		f := s.raft.GetConfiguration()
+		if err := f.Error(); err != nil {
+			c.t.Fatal(err)
+		}
+		out[shard] = fmt.Sprintf("%d %v", index, f.Configuration().Servers)
 	}
 	return out
 }
