@@ -17,7 +17,8 @@ import (
 // The docker suite: the same traffic, failpoint loop and verdicts as the
 // process suite, against docker-compose.yml's three containers, with
 // docker's faults — kill -9 of the busiest shard's leader, the cgroup
-// freezer, network disconnects, a whole-cluster restart and a rolling one —
+// freezer, network disconnects, a whole-cluster restart (clean, or kill -9
+// of every node at once) and a rolling one —
 // and membership changes: two nodes of the compose profile "scale" join,
 // or are drained and stopped. Every scenario runs, on a fresh compose
 // project, four workloads at once: registers (get, put, tx
@@ -99,6 +100,14 @@ func TestDockerPartition(t *testing.T) {
 // cycle: a clean stop (at most -shutdown-timeout 10 s), a start, every
 // node ready: 40 s.
 func TestDockerRestartAll(t *testing.T) { runDockerScenario(t, RestartAllFailpoint{}, 40*time.Second) }
+
+// TestDockerCrashAll: docker kill -s KILL every node at once (a power
+// loss: no leadership handed over, nothing flushed but what each node
+// synced), docker start them all once all are down, repeat. A cycle: the
+// kills (no shutdown grace), three starts and every node ready: 30 s.
+func TestDockerCrashAll(t *testing.T) {
+	runDockerScenario(t, RestartAllFailpoint{Kill: true}, 30*time.Second)
+}
 
 // TestDockerRollingRestart: docker restart n1, n2, n3 one by one, each once
 // the cluster is ready again, repeat. A cycle: three restarts in a row:

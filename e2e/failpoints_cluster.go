@@ -184,11 +184,19 @@ func restart(c Cluster, node string) error {
 
 // RestartAllFailpoint restarts every node at once (a clean stop, then a
 // start): the whole cluster must find itself again from what each node
-// remembers.
-type RestartAllFailpoint struct{}
+// remembers. With Kill it is a power loss instead: every node is killed
+// with SIGKILL at once, and once all are down, all start again.
+type RestartAllFailpoint struct {
+	Kill bool
+}
 
 // Name implements Failpoint.
-func (RestartAllFailpoint) Name() string { return "restart-all" }
+func (f RestartAllFailpoint) Name() string {
+	if f.Kill {
+		return "crash-all"
+	}
+	return "restart-all"
+}
 
 // PickNode implements NodePicker: the target is every node.
 func (RestartAllFailpoint) PickNode(c Cluster, _ *rand.Rand) (string, error) {
@@ -196,15 +204,24 @@ func (RestartAllFailpoint) PickNode(c Cluster, _ *rand.Rand) (string, error) {
 }
 
 // Inject implements Failpoint.
-func (RestartAllFailpoint) Inject(c Cluster, _ string, _ *rand.Rand) error {
+func (f RestartAllFailpoint) Inject(c Cluster, _ string, _ *rand.Rand) error {
 	nodes := c.Nodes()
+	if !f.Kill {
+		return onEach(nodes, func(n string) error { return restart(c, n) })
+	}
+	killErr := onEach(nodes, c.Kill) // start them all anyway: a node the kill missed refuses Start, and both errors are returned
+	return errors.Join(killErr, onEach(nodes, c.Start))
+}
+
+// onEach calls fn on every node at once and joins their errors.
+func onEach(nodes []string, fn func(node string) error) error {
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = restart(c, n)
+			errs[i] = fn(n)
 		}()
 	}
 	wg.Wait()
