@@ -18,7 +18,7 @@ race: ## the fast suite under the race detector
 e2e: ## the robustness suite on real processes (kill -9, pause, restart)
 	CAIRN_E2E=1 $(GO) test -v -timeout 15m ./e2e/
 
-e2e-docker: ## the chaos suite against the docker-compose cluster (needs Docker, ~7 min)
+e2e-docker: ## the chaos suite against the docker-compose cluster (needs Docker, ~8 min)
 	scripts/e2e-docker.sh
 
 image: ## the container image cairn:dev (static binary, FROM scratch)

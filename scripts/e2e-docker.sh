@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The chaos suite against the docker-compose cluster, in one command.
 #
-#   scripts/e2e-docker.sh                          # every scenario (about 7 min)
+#   scripts/e2e-docker.sh                          # every scenario (about 8 min)
 #   scripts/e2e-docker.sh -run 'TestDockerPause$'  # extra go test arguments
 #   CAIRN_E2E_DURATION=60s scripts/e2e-docker.sh   # longer traffic per scenario
 #
 # Builds the image (scripts/build-image.sh), then runs
-# CAIRN_E2E_DOCKER=1 go test -v -timeout 20m -run Docker ./e2e/: eight
-# scenarios (six faults, scale-out, scale-in), each under the register,
+# CAIRN_E2E_DOCKER=1 go test -v -timeout 20m -run Docker ./e2e/: nine
+# scenarios (seven faults, scale-out, scale-in), each under the register,
 # counter, SQL and alarm workloads. Every scenario brings up its own compose
 # project (cairn-e2e-<random>) on fresh volumes and removes it; whatever an
 # interrupted run leaves behind is removed on exit here, whatever happens.
