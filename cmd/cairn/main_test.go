@@ -71,12 +71,21 @@ func cairn(t testing.TB, stdin string, args ...string) result {
 
 func cairnEnv(t testing.TB, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
+	return runCairn(t, env, false, stdin, args...)
+}
+
+// runCairn runs the command in-process; terminal stands for what main
+// finds with isTerminal(os.Stdin), which decides, for one, whether `sql`
+// without a statement is the interactive shell or runs a script.
+func runCairn(t testing.TB, env map[string]string, terminal bool, stdin string, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	a := &app{
-		stdin:  strings.NewReader(stdin),
-		stdout: &out,
-		stderr: &errb,
-		getenv: func(k string) string { return env[k] },
+		stdin:         strings.NewReader(stdin),
+		stdout:        &out,
+		stderr:        &errb,
+		getenv:        func(k string) string { return env[k] },
+		stdinTerminal: terminal,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

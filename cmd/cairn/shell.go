@@ -22,6 +22,12 @@ const maxHistory = 1000
 // on after an error; fed a script on stdin it stops at the first error,
 // whose exit code the command returns.
 //
+// A history entry is the statement as typed, line breaks and all, so that
+// !N runs what ran before: collapsed onto one line, a "--" comment would
+// swallow the rest of the statement and a string would lose its spacing.
+// The file holds an entry a line, its line breaks written \n and its
+// backslashes \\.
+//
 // Line editing is the terminal's own (cooked mode: backspace, ^U, ^W):
 // the standard library has no raw-mode terminal support and Cairn takes no
 // terminal dependency. History is recalled with .history, !N and !!.
@@ -55,7 +61,7 @@ func (s *shell) run(ctx context.Context) error {
 	s.prompt(false)
 	for sc.Scan() {
 		line := sc.Text()
-		if blankSQL(pending.String()) {
+		if idleSQL(pending.String()) {
 			pending.Reset()
 			t := strings.TrimSpace(line)
 			if t == "" {
@@ -102,10 +108,13 @@ func (s *shell) run(ctx context.Context) error {
 				s.report(err)
 			}
 		}
-		s.prompt(!blankSQL(rest))
+		s.prompt(!idleSQL(rest))
 	}
 	if err := sc.Err(); err != nil {
 		return usagef("sql: reading stdin: %v", err)
+	}
+	if s.interactive {
+		fmt.Fprintln(a.stdout) // end the prompt's line, before any output
 	}
 	// A last statement without its ';' still runs.
 	if rest := strings.TrimSpace(pending.String()); !blankSQL(rest) {
@@ -116,9 +125,6 @@ func (s *shell) run(ctx context.Context) error {
 			}
 			s.report(err)
 		}
-	}
-	if s.interactive {
-		fmt.Fprintln(a.stdout)
 	}
 	return nil
 }
@@ -175,7 +181,8 @@ func (s *shell) dot(ctx context.Context, line string) (quit bool, err error) {
 		fmt.Fprint(s.a.stdout, shellHelp)
 	case ".history":
 		for i, h := range s.history {
-			fmt.Fprintf(s.a.stdout, "%5d  %s\n", i+1, h)
+			// A statement's later lines line up under its first.
+			fmt.Fprintf(s.a.stdout, "%5d  %s\n", i+1, strings.ReplaceAll(h, "\n", "\n       "))
 		}
 	case ".tables":
 		rows, err := s.obj.Batch(ctx, []client.Statement{{SQL: tablesQuery}}, read...)
@@ -236,13 +243,12 @@ func (s *shell) recall(t string) (string, error) {
 	return s.history[n-1], nil
 }
 
-// remember adds an entry to the history (interactive shells only), on
-// one line.
+// remember adds an entry to the history (interactive shells only).
 func (s *shell) remember(entry string) {
 	if !s.interactive {
 		return
 	}
-	entry = strings.Join(strings.Fields(entry), " ")
+	entry = strings.TrimSpace(entry)
 	if n := len(s.history); n > 0 && s.history[n-1] == entry {
 		return
 	}
@@ -255,7 +261,7 @@ func (s *shell) remember(entry string) {
 		return // history is a convenience: never fail a statement for it
 	}
 	defer f.Close()
-	fmt.Fprintln(f, entry)
+	fmt.Fprintln(f, escapeHistory(entry))
 }
 
 func (s *shell) loadHistory() {
@@ -279,9 +285,35 @@ func (s *shell) loadHistory() {
 	}
 	for _, l := range lines {
 		if l != "" {
-			s.history = append(s.history, l)
+			s.history = append(s.history, unescapeHistory(l))
 		}
 	}
+}
+
+// escapeHistory puts an entry on one line of the history file.
+func escapeHistory(entry string) string {
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`).Replace(entry)
+}
+
+// unescapeHistory undoes escapeHistory. Any other backslash stays, as in
+// a line of a file written before entries were escaped (LIKE … ESCAPE '\').
+func unescapeHistory(line string) string {
+	var b strings.Builder
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if c == '\\' && i+1 < len(line) {
+			switch line[i+1] {
+			case '\\':
+				c, i = '\\', i+1
+			case 'n':
+				c, i = '\n', i+1
+			case 'r':
+				c, i = '\r', i+1
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // splitStatements returns the complete statements at the start of text,
@@ -415,30 +447,41 @@ func endsWithEnd(s string) bool {
 	return strings.EqualFold(s[j:], "END")
 }
 
-// blankSQL reports whether s holds nothing but whitespace and comments.
+// blankSQL reports whether s holds nothing but whitespace and comments,
+// the last of which may be unclosed (SQLite ends it at the end of input).
 func blankSQL(s string) bool {
-	return stripComments(s) == ""
+	rest, _ := stripComments(s)
+	return rest == ""
 }
 
-// stripComments removes the leading comments and whitespace of s.
-func stripComments(s string) string {
+// idleSQL reports whether s holds nothing but whitespace and closed
+// comments: the next line starts afresh, so it may be a dot-command or !N.
+// After an unclosed "/*" it is more of the comment.
+func idleSQL(s string) bool {
+	rest, open := stripComments(s)
+	return rest == "" && !open
+}
+
+// stripComments removes the leading comments and whitespace of s; open
+// reports a "/*" comment that s does not close.
+func stripComments(s string) (rest string, open bool) {
 	for {
 		t := strings.TrimLeft(s, " \t\r\n")
 		switch {
 		case strings.HasPrefix(t, "--"):
 			j := strings.IndexByte(t, '\n')
 			if j < 0 {
-				return ""
+				return "", false
 			}
 			s = t[j+1:]
 		case strings.HasPrefix(t, "/*"):
 			j := strings.Index(t[2:], "*/")
 			if j < 0 {
-				return ""
+				return "", true
 			}
 			s = t[j+4:]
 		default:
-			return t
+			return t, false
 		}
 	}
 }
