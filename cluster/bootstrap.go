@@ -119,7 +119,7 @@ func (n *Node) awaitBootstrap() {
 				continue
 			}
 			if err := n.adoptShardCount(clusterShards); err != nil {
-				n.log.Error("taking the cluster's shard count failed; retrying", "error", err)
+				warnOnce("taking the running cluster's shard count failed; this node stays out of it", "error", err)
 				continue
 			}
 		}
@@ -162,6 +162,9 @@ func (n *Node) awaitBootstrap() {
 func (n *Node) adoptShardCount(count int) error {
 	if count < 1 || count > MaxShards {
 		return fmt.Errorf("cluster: a member gossips a bad shard count %d", count)
+	}
+	if hosted := len(n.shardList()); hosted > 0 {
+		return fmt.Errorf("cluster: this node already holds %d shards of %d; it cannot take the cluster's count %d", hosted, n.ShardCount(), count)
 	}
 	if err := n.updateState(func(st *nodeState) { st.Shards = count }); err != nil {
 		return err
