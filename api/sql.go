@@ -200,7 +200,8 @@ func (s *Server) sql(w http.ResponseWriter, r *http.Request, req *request) error
 //   - a tx of KV reads only is read from one snapshot;
 //   - a tx of sql ops only is first run as a read on the live database
 //     (package sqlstore holds the object while it runs); if a statement
-//     turns out to write, it goes through Raft;
+//     turns out to write, it goes through Raft, and so does a tx with a
+//     statement that surely writes (INSERT, UPDATE, CREATE, …) at once;
 //   - a tx that mixes sql ops with KV reads goes through Raft, which is the
 //     one place both see the same state.
 func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx *objectstore.Tx) (*objectstore.TxResult, error) {
@@ -214,6 +215,9 @@ func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx 
 			return nil, newError(http.StatusForbidden, codeForbidden,
 				"a tx that mixes sql ops with other ops is committed through the log, which a readonly token may not do; send its sql and its reads as two requests")
 		}
+	case tx.SQLSurelyWrites():
+		// An INSERT, UPDATE, …: trying it as a read first would only
+		// find that it writes.
 	case hasSQL:
 		res, err := s.readSQL(r, req, tx)
 		switch {

@@ -2,6 +2,7 @@ package objectstore
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -113,3 +114,56 @@ var (
 	// object's database in time (a long write holds it): nothing ran.
 	ErrSQLBusy = errors.New("objectstore: the object's database is busy")
 )
+
+// FirstKeyword returns the first keyword of a statement, upper-cased,
+// skipping white space and comments.
+func FirstKeyword(sql string) string {
+	for {
+		sql = strings.TrimLeft(sql, " \t\n\r\f\v")
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			i := strings.IndexByte(sql, '\n')
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+1:]
+			continue
+		case strings.HasPrefix(sql, "/*"):
+			i := strings.Index(sql[2:], "*/")
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+4:]
+			continue
+		}
+		break
+	}
+	end := 0
+	for end < len(sql) {
+		b := sql[end]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b == '_') {
+			break
+		}
+		end++
+	}
+	return strings.ToUpper(sql[:end])
+}
+
+// writingKeywords begin only statements that write.
+var writingKeywords = map[string]bool{
+	"INSERT": true, "UPDATE": true, "DELETE": true, "REPLACE": true,
+	"CREATE": true, "DROP": true, "ALTER": true,
+}
+
+// SQLSurelyWrites reports whether an sql op of tx begins with a keyword
+// that only a writing statement begins with, so that running the tx as a
+// read first would be wasted work. False means only "not sure": running it
+// tells (ErrSQLWrites).
+func (tx *Tx) SQLSurelyWrites() bool {
+	for i := range tx.Ops {
+		if op := &tx.Ops[i]; op.Kind == OpSQL && writingKeywords[FirstKeyword(op.SQL.SQL)] {
+			return true
+		}
+	}
+	return false
+}

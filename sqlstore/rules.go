@@ -195,37 +195,3 @@ func (c *conn) authorize(action sqlite3.AuthorizerActionCode, name3, name4, sche
 var nondeterministic = map[string]bool{
 	"uuid": true,
 }
-
-// firstKeyword returns the first keyword of a statement, upper-cased,
-// skipping white space and comments.
-func firstKeyword(sql string) string {
-	for {
-		sql = strings.TrimLeft(sql, " \t\n\r\f\v")
-		switch {
-		case strings.HasPrefix(sql, "--"):
-			i := strings.IndexByte(sql, '\n')
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+1:]
-			continue
-		case strings.HasPrefix(sql, "/*"):
-			i := strings.Index(sql[2:], "*/")
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+4:]
-			continue
-		}
-		break
-	}
-	end := 0
-	for end < len(sql) {
-		b := sql[end]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b == '_') {
-			break
-		}
-		end++
-	}
-	return strings.ToUpper(sql[:end])
-}

@@ -166,7 +166,7 @@ func (s *session) Exec(stmt objectstore.SQLStatement) (res *objectstore.SQLResul
 	for sql != "" {
 		c.denied, c.sawAlter, c.topDML = nil, false, 0
 		clear(c.written)
-		if firstKeyword(sql) == "VACUUM" {
+		if objectstore.FirstKeyword(sql) == "VACUUM" {
 			// VACUUM rewrites the database through an attached copy; the
 			// authorizer would only see the ATTACH.
 			return nil, sqlError(objectstore.ErrSQLForbidden, "VACUUM is not allowed")
