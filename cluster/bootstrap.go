@@ -312,22 +312,29 @@ const idempotencyGCInterval = time.Minute
 // travels in the command, so every replica deletes the same records.
 func (n *Node) collectIdempotency() {
 	n.eachShardEvery(idempotencyGCInterval, func(s *Shard) {
-		if !s.IsLeader() {
-			return
-		}
-		now := time.Now().UnixMilli()
-		expired, err := objectstore.HasExpiredIdempotency(n.db, s.id, now)
-		if err != nil || !expired {
-			return
-		}
-		cmd, err := (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: now}}).Encode()
-		if err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := s.propose(ctx, cmd); err != nil {
+		if _, err := n.collectExpiredIdempotency(s, time.Now().UnixMilli()); err != nil {
 			n.log.Debug("collecting idempotency records failed", "shard", s.id, "error", err)
 		}
 	})
+}
+
+// collectExpiredIdempotency proposes, on a shard this node leads that holds
+// idempotency records expired at now (ms), the entry that deletes them on
+// every replica. It reports whether it proposed one.
+func (n *Node) collectExpiredIdempotency(s *Shard, now int64) (bool, error) {
+	if !s.IsLeader() {
+		return false, nil
+	}
+	expired, err := objectstore.HasExpiredIdempotency(n.db, s.id, now)
+	if err != nil || !expired {
+		return false, err
+	}
+	cmd, err := (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: now}}).Encode()
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = s.propose(ctx, cmd)
+	return err == nil, err
 }

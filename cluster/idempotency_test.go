@@ -192,12 +192,13 @@ func TestIdempotencyRecordsExpireAndAreCollected(t *testing.T) {
 	}
 	c.stop(down)
 	collectAt := t0 + ttl + 10
-	gc, err := (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: collectAt}}).Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := c.proposeOn(0, gc); r.Err != nil {
-		t.Fatalf("collection: %v", r.Err)
+	// The collector's pass: only the leader proposes, and only when a
+	// record has expired.
+	for _, n := range c.running() {
+		proposed, err := n.collectExpiredIdempotency(n.Shard(0), collectAt)
+		if err != nil || proposed != (n == leader) {
+			t.Fatalf("%s's collection pass: proposed %v, err %v; want a proposal from the leader only", n.NodeID(), proposed, err)
+		}
 	}
 	c.start(down, 3, nil, "", "")
 	c.waitReady()
@@ -223,12 +224,15 @@ func TestIdempotencyRecordsExpireAndAreCollected(t *testing.T) {
 	}
 	c.wantCounter(0, "b", "3")
 
-	// Collecting far in the future leaves nothing, anywhere.
-	gc, err = (&fsm.Command{Type: fsm.TypeExpireIdempotency, Header: fsm.Header{NowMillis: collectAt + 3*ttl}}).Encode()
-	if err != nil {
-		t.Fatal(err)
+	// Nothing more has expired: the pass proposes nothing.
+	leader = c.waitLeader(0)
+	if proposed, err := leader.collectExpiredIdempotency(leader.Shard(0), collectAt); err != nil || proposed {
+		t.Fatalf("a second pass with nothing expired: proposed %v, err %v", proposed, err)
 	}
-	c.proposeOn(0, gc)
+	// Collecting far in the future leaves nothing, anywhere.
+	if proposed, err := leader.collectExpiredIdempotency(leader.Shard(0), collectAt+3*ttl); err != nil || !proposed {
+		t.Fatalf("collecting everything: proposed %v, err %v", proposed, err)
+	}
 	c.ensureSameState(0)
 	for _, n := range c.running() {
 		if got := expiryEntries(t, n, 0); got != 0 {
