@@ -198,28 +198,21 @@ func (s *Server) sql(w http.ResponseWriter, r *http.Request, req *request) error
 // it must:
 //   - a tx with a KV write goes through Raft;
 //   - a tx of KV reads only is read from one snapshot;
-//   - a tx of sql ops only is first run as a read on the live database
-//     (package sqlstore holds the object while it runs); if a statement
-//     turns out to write, it goes through Raft, and so does a tx with a
-//     statement that surely writes (INSERT, UPDATE, CREATE, …) at once;
-//   - a tx that mixes sql ops with KV reads goes through Raft, which is the
-//     one place both see the same state.
+//   - a tx with sql ops (and KV reads) is first run as a read; if a
+//     statement turns out to write, it goes through Raft, and so does a tx
+//     with a statement that surely writes (INSERT, UPDATE, CREATE, …) at
+//     once. Its KV reads and its SQL read one Pebble snapshot, so they see
+//     one state (package sqlstore revalidates a connection's cached pages
+//     against whatever view it is given).
 func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx *objectstore.Tx) (*objectstore.TxResult, error) {
 	hasSQL, other := tx.HasSQL()
 	switch {
 	case tx.Writes():
-	case hasSQL && other:
-		// Its KV reads and its SQL must see one state, and only an entry
-		// of the log holds the object still for both.
-		if requireWrite(r) != nil {
-			return nil, newError(http.StatusForbidden, codeForbidden,
-				"a tx that mixes sql ops with other ops is committed through the log, which a readonly token may not do; send its sql and its reads as two requests")
-		}
 	case tx.SQLSurelyWrites():
 		// An INSERT, UPDATE, …: trying it as a read first would only
 		// find that it writes.
 	case hasSQL:
-		res, err := s.readSQL(r, req, tx)
+		res, err := s.readSQL(r, req, tx, other)
 		switch {
 		case errors.Is(err, objectstore.ErrSQLWrites):
 			// It writes: through Raft.
@@ -254,16 +247,22 @@ func (s *Server) runTx(w http.ResponseWriter, r *http.Request, req *request, tx 
 	return s.proposeTx(w, r, req, tx)
 }
 
-// readSQL runs a tx of sql ops as a read of the live database.
-func (s *Server) readSQL(r *http.Request, req *request, tx *objectstore.Tx) (*objectstore.TxResult, error) {
+// readSQL runs a tx with sql ops as a read: of the live database when it
+// has only sql ops (the SQL engine takes its own snapshot), of one snapshot
+// when KV reads must see the same state as its SQL.
+func (s *Server) readSQL(r *http.Request, req *request, tx *objectstore.Tx, withKV bool) (*objectstore.TxResult, error) {
 	stale, err := staleParam(r)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
+	view := s.b.ReadLive
+	if withKV {
+		view = s.b.Read
+	}
 	var res *objectstore.TxResult
-	err = s.b.ReadLive(ctx, req.shard, stale, func(rd pebble.Reader) error {
+	err = view(ctx, req.shard, stale, func(rd pebble.Reader) error {
 		applied, err := objectstore.AppliedIndex(rd, req.shard)
 		if err != nil {
 			return err

@@ -648,11 +648,10 @@ func TestSQLReadonlyToken(t *testing.T) {
 	// readonly token wrote nothing whose first answer the log could hold.
 	ro.postSQL(ns, obj, q("SELECT nope FROM t")).wantProblem(t, http.StatusBadRequest, "sql_error")
 	ro.postSQL(ns, obj, q("SELECT nope FROM t"), "Idempotency-Key", "ro-read-1").wantProblem(t, http.StatusBadRequest, "sql_error")
-	// A tx mixing sql with KV reads is committed through the log: refused,
-	// and the answer says how to send it.
-	if p := ro.doJSON("POST", objPath(ns, obj, "/tx"), `{"ops":[{"get":["k"]},{"sql":"SELECT v FROM t"}]}`).wantProblem(t, http.StatusForbidden, "forbidden"); !strings.Contains(p.Detail, "two requests") {
-		t.Fatalf("mixed tx with a readonly token: detail %q does not say what to do", p.Detail)
-	}
+	// A tx mixing sql with KV reads is a read too; one whose sql writes
+	// is not.
+	ro.tx(ns, obj, `{"ops":[{"get":["k"]},{"sql":"SELECT v FROM t"}]}`)
+	ro.doJSON("POST", objPath(ns, obj, "/tx"), `{"ops":[{"get":["k"]},{"sql":"UPDATE t SET v = 9"}]}`).wantProblem(t, http.StatusForbidden, "forbidden")
 	base.postSQL(ns, obj, q("SELECT 1")).wantProblem(t, http.StatusUnauthorized, "unauthorized")
 	a := rw.sqlOK(ns, obj, batch(q("SELECT v FROM t"), q("PRAGMA user_version"), q("SELECT count(*) FROM sqlite_master")))
 	wantRows(t, "rows", a.Results[0], `[[1]]`)
@@ -1143,4 +1142,107 @@ func TestSQLReplication(t *testing.T) {
 	// 4. The restored node goes on applying like the others.
 	sqlWorkload(t, c.nodes, ns, objs, 4, 6, 30)
 	checkAll("after more writes")
+}
+
+// TestMixedReadSeesOneState checks that a tx mixing KV reads with SQL
+// reads is served as a read, without a Raft entry, from one state: while
+// writers keep a KV counter and a table's row count equal (each tx puts n
+// and inserts the n-th row atomically), no mixed read ever sees them differ.
+func TestMixedReadSeesOneState(t *testing.T) {
+	t.Parallel()
+	e := newSQLEnv(t, sqlOptions{})
+	const ns, obj = "sqlmix", "one-state"
+	shard := shardOf(t, ns, obj, 4)
+	e.tx(ns, obj, `{"ops":[{"put":{"n":0}},{"sql":"CREATE TABLE t(i INTEGER PRIMARY KEY)"}]}`)
+	readBody := []byte(`{"ops":[{"get":["n"]},{"sql":"SELECT count(*) FROM t"}]}`)
+	type mixed struct {
+		Results []struct {
+			Entries map[string]struct {
+				Value json.RawMessage `json:"value"`
+			} `json:"entries"`
+			Rows [][]json.RawMessage `json:"rows"`
+		} `json:"results"`
+	}
+	// read returns the counter and the row count one mixed read saw.
+	read := func() (string, string, error) {
+		res, err := e.c.Post(e.url+objPath(ns, obj, "/tx"), "application/json", bytes.NewReader(readBody))
+		if err != nil {
+			return "", "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != http.StatusOK {
+			return "", "", fmt.Errorf("status %d, %v: %s", res.StatusCode, err, b)
+		}
+		var m mixed
+		if err := json.Unmarshal(b, &m); err != nil || len(m.Results) != 2 || len(m.Results[1].Rows) != 1 {
+			return "", "", fmt.Errorf("answer %s: %v", b, err)
+		}
+		return string(m.Results[0].Entries["n"].Value), string(m.Results[1].Rows[0][0]), nil
+	}
+	if n, rows, err := read(); err != nil || n != "0" || rows != "0" {
+		t.Fatalf("first read: n %s, rows %s, %v", n, rows, err)
+	}
+
+	const writes = 40
+	done := make(chan error, 1)
+	versions := make([]uint64, 0, writes) // the writer's, read after done
+	go func() {
+		for i := 1; i <= writes; i++ {
+			body := fmt.Sprintf(`{"ops":[{"put":{"n":%d}},{"sql":"INSERT INTO t(i) VALUES (?)","params":[%d]}]}`, i, i)
+			res, err := e.c.Post(e.url+objPath(ns, obj, "/tx"), "application/json", strings.NewReader(body))
+			if err != nil {
+				done <- err
+				return
+			}
+			var ans struct{ Version string }
+			err = json.NewDecoder(res.Body).Decode(&ans)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || err != nil {
+				done <- fmt.Errorf("write %d: status %d, %v", i, res.StatusCode, err)
+				return
+			}
+			v, err := strconv.ParseUint(ans.Version, 10, 64)
+			if err != nil {
+				done <- fmt.Errorf("write %d: version %q", i, ans.Version)
+				return
+			}
+			versions = append(versions, v)
+		}
+		done <- nil
+	}()
+	reads, seenMoving := 0, map[string]bool{}
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+		n, rows, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != rows {
+			t.Fatalf("a mixed read saw the counter at %s but %s rows: two states", n, rows)
+		}
+		reads++
+		seenMoving[n] = true
+	}
+	t.Logf("%d mixed reads saw %d distinct states", reads, len(seenMoving))
+	if n, rows, err := read(); err != nil || n != fmt.Sprint(writes) || rows != n {
+		t.Fatalf("after the writes: n %s, rows %s, %v; want %d both", n, rows, err, writes)
+	}
+	// The writes' entries follow one another, and nothing came after the
+	// last: the reads in between made no entry.
+	for i := 1; i < len(versions); i++ {
+		if versions[i] != versions[i-1]+1 {
+			t.Fatalf("write %d has version %d after %d: an entry came between them", i+1, versions[i], versions[i-1])
+		}
+	}
+	if after := e.appliedIndex(shard); after != versions[writes-1] {
+		t.Fatalf("applied index %d after the last write's %d", after, versions[writes-1])
+	}
 }
