@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
 )
 
 func TestClusterBootstrapsEveryShardOnThreeVoters(t *testing.T) {
@@ -184,4 +186,43 @@ func TestWholeClusterRestart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestLeadershipLostMidCommitIsCommitUnknown checks that a write whose
+// leader loses office after the entry reached its log, but before it
+// committed, is answered ErrCommitUnknown (the entry may yet commit under
+// the next leader, or vanish): never success, never a plain refusal. A
+// leader can step down in the moment between the cut and the proposal; the
+// entry then never reached its log (ErrNotLeader), and the test cuts again.
+func TestLeadershipLostMidCommitIsCommitUnknown(t *testing.T) {
+	c := newTestCluster(t, 3, 1)
+	c.put(0, "o", "k", "before")
+	for attempt := 1; attempt <= 5; attempt++ {
+		leader := c.waitLeader(0)
+		var others []string
+		for _, id := range c.ids {
+			if id != leader.NodeID() {
+				others = append(others, id)
+			}
+		}
+		c.net.partition([]string{leader.NodeID()}, others)
+		// Far longer than the leader lease (50 ms): the leader steps down
+		// long before the deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := leader.Propose(ctx, 0, putCmd(t, "o", "k", fmt.Sprintf("lost-%d", attempt)))
+		cancel()
+		c.net.heal()
+		switch {
+		case errors.Is(err, ErrNotLeader):
+			t.Logf("attempt %d: %s stepped down before proposing", attempt, leader.NodeID())
+			continue
+		case !errors.Is(err, ErrCommitUnknown):
+			t.Fatalf("a write whose leader lost office: err = %v, want ErrCommitUnknown", err)
+		case !strings.Contains(err.Error(), raft.ErrLeadershipLost.Error()):
+			t.Fatalf("ErrCommitUnknown for another reason than the lost leadership: %v", err)
+		}
+		c.ensureSameState(0)
+		return
+	}
+	t.Fatal("in 5 attempts the cut leader never took the write into its log")
 }
