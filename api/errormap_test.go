@@ -161,12 +161,19 @@ func wantFault(t *testing.T, r *resp, f fault) {
 	if f.err != nil && strings.Contains(p.Detail, "disk on fire") {
 		t.Errorf("detail %q shows the internal error", p.Detail)
 	}
-	ra := r.header.Get("Retry-After")
+	wantHeader(t, r, "Retry-After", "1", f.retryAfter)
+}
+
+// wantHeader checks that r has header name with value want if present is
+// set, and no such header otherwise.
+func wantHeader(t *testing.T, r *resp, name, want string, present bool) {
+	t.Helper()
+	got := r.header.Get(name)
 	switch {
-	case f.retryAfter && ra != "1":
-		t.Errorf("Retry-After %q, want 1", ra)
-	case !f.retryAfter && ra != "":
-		t.Errorf("Retry-After %q, want none", ra)
+	case present && got != want:
+		t.Errorf("%s %q, want %q", name, got, want)
+	case !present && got != "":
+		t.Errorf("%s %q, want none", name, got)
 	}
 }
 
@@ -307,13 +314,7 @@ func TestBackendErrorsOnUnshardedRoute(t *testing.T) {
 			fe := serveFaulty(t, &faultyBackend{Node: e.node, call: "status", fail: f.fail})
 			r := fe.do("GET", "/v1/cluster", nil)
 			wantFault(t, r, f)
-			got := r.header.Get("X-Cairn-Retry")
-			switch {
-			case f.safe && got != "safe":
-				t.Errorf("X-Cairn-Retry %q, want safe", got)
-			case !f.safe && got != "":
-				t.Errorf("X-Cairn-Retry %q, want none", got)
-			}
+			wantHeader(t, r, "X-Cairn-Retry", "safe", f.safe)
 		})
 	}
 	t.Run("no error", func(t *testing.T) {

@@ -22,29 +22,12 @@ import (
 // wrote itself: the first configuration, if it bootstrapped the shard.
 func newCutCluster(t *testing.T, size, shards int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, shards: shards, net: newFaultNet(), dirs: map[string]string{},
-		addrs: map[string][2]string{}, nodes: map[string]*Node{}, rebalance: RebalanceConfig{Disabled: true}}
-	for i := 1; i <= size; i++ {
-		id := fmt.Sprintf("n%d", i)
-		c.ids = append(c.ids, id)
-		c.dirs[id] = t.TempDir()
-	}
-	t.Cleanup(func() {
-		for _, id := range c.ids {
-			c.stop(id)
-		}
-	})
+	c := newUnstartedCluster(t, size, shards, RebalanceConfig{Disabled: true})
 	// The faultNet learns a node's Raft address only once its Start
 	// returned; dials to addresses it does not know yet (owner "") are cut
 	// as well.
 	c.net.partition(c.ids, append(slices.Clone(c.ids), ""))
-	for i, id := range c.ids {
-		var join []string
-		if i > 0 {
-			join = []string{c.addrs[c.ids[0]][1]}
-		}
-		c.start(id, size, join, "", "")
-	}
+	c.startAll()
 	waitFor(t, "every node to bootstrap", func() bool {
 		for _, n := range c.running() {
 			if !readState(t, c.dirs[n.NodeID()]).Bootstrapped {

@@ -111,12 +111,7 @@ func TestPartitionedLeaderAcknowledgesNothing(t *testing.T) {
 	c := newTestCluster(t, 3, 1)
 	c.put(0, "o", "k", "before")
 	leader := c.waitLeader(0)
-	var others []string
-	for _, id := range c.ids {
-		if id != leader.NodeID() {
-			others = append(others, id)
-		}
-	}
+	others := c.othersThan(leader.NodeID())
 	c.net.partition([]string{leader.NodeID()}, others)
 
 	// A write proposed on the isolated leader must never be acknowledged.
@@ -199,13 +194,7 @@ func TestLeadershipLostMidCommitIsCommitUnknown(t *testing.T) {
 	c.put(0, "o", "k", "before")
 	for attempt := 1; attempt <= 5; attempt++ {
 		leader := c.waitLeader(0)
-		var others []string
-		for _, id := range c.ids {
-			if id != leader.NodeID() {
-				others = append(others, id)
-			}
-		}
-		c.net.partition([]string{leader.NodeID()}, others)
+		c.net.partition([]string{leader.NodeID()}, c.othersThan(leader.NodeID()))
 		// Far longer than the leader lease (50 ms): the leader steps down
 		// long before the deadline.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

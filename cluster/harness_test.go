@@ -114,6 +114,16 @@ func newTestCluster(t *testing.T, size, shards int) *testCluster {
 // newTestClusterWith starts a cluster whose nodes rebalance as rb says.
 func newTestClusterWith(t *testing.T, size, shards int, rb RebalanceConfig) *testCluster {
 	t.Helper()
+	c := newUnstartedCluster(t, size, shards, rb)
+	c.startAll()
+	c.waitReady()
+	return c
+}
+
+// newUnstartedCluster names size nodes n1… and gives each a data
+// directory; the test ends by stopping whichever run.
+func newUnstartedCluster(t *testing.T, size, shards int, rb RebalanceConfig) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, shards: shards, net: newFaultNet(), dirs: map[string]string{},
 		addrs: map[string][2]string{}, nodes: map[string]*Node{}, rebalance: rb}
 	for i := 1; i <= size; i++ {
@@ -126,15 +136,31 @@ func newTestClusterWith(t *testing.T, size, shards int, rb RebalanceConfig) *tes
 			c.stop(id)
 		}
 	})
+	return c
+}
+
+// startAll starts every node of a new cluster, expecting all of them, each
+// after the first joining the first.
+func (c *testCluster) startAll() {
+	c.t.Helper()
 	for i, id := range c.ids {
 		var join []string
 		if i > 0 {
 			join = []string{c.addrs[c.ids[0]][1]}
 		}
-		c.start(id, size, join, "", "")
+		c.start(id, len(c.ids), join, "", "")
 	}
-	c.waitReady()
-	return c
+}
+
+// othersThan returns the ids of every node but id.
+func (c *testCluster) othersThan(id string) []string {
+	var out []string
+	for _, o := range c.ids {
+		if o != id {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // start starts node id; raftAddr and gossipAddr "" mean its previous ones

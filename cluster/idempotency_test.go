@@ -183,13 +183,7 @@ func TestIdempotencyRecordsExpireAndAreCollected(t *testing.T) {
 	// A follower is down while the collection is proposed; it catches up
 	// from the log when it comes back.
 	leader := c.waitLeader(0)
-	var down string
-	for _, id := range c.ids {
-		if id != leader.NodeID() {
-			down = id
-			break
-		}
-	}
+	down := c.othersThan(leader.NodeID())[0]
 	c.stop(down)
 	collectAt := t0 + ttl + 10
 	// The collector's pass: only the leader proposes, and only when a
