@@ -77,6 +77,10 @@ func (n *Node) awaitBootstrap() {
 			n.log.Error(why, args...)
 		}
 	}
+	stayOut := func(why string, args ...any) {
+		n.outOfCluster.Store(&why)
+		warnOnce(why, args...)
+	}
 	for {
 		select {
 		case <-n.stop:
@@ -114,17 +118,17 @@ func (n *Node) awaitBootstrap() {
 		}
 		if clusterShards != 0 && clusterShards != n.ShardCount() {
 			if n.cfg.Shards != 0 {
-				warnOnce("the running cluster has another shard count; this node stays out of it until restarted with the cluster's -shards",
+				stayOut("the running cluster has another shard count; this node stays out of it until restarted with the cluster's -shards",
 					"cluster_shards", clusterShards, "shards", n.ShardCount())
 				continue
 			}
 			if err := n.adoptShardCount(clusterShards); err != nil {
-				warnOnce("taking the running cluster's shard count failed; this node stays out of it", "error", err)
+				stayOut("taking the running cluster's shard count failed; this node stays out of it", "error", err)
 				continue
 			}
 		}
 		if bootedWith == nil && !joined && otherShards != "" {
-			warnOnce("a member waiting to bootstrap has another shard count; start every node with the same -shards",
+			stayOut("a member waiting to bootstrap has another shard count; start every node with the same -shards",
 				"member", otherShards, "shards", n.ShardCount())
 			continue
 		}

@@ -62,6 +62,9 @@ type Node struct {
 
 	// shardCount is state.Shards, readable without mu.
 	shardCount atomic.Int32
+	// outOfCluster says why a node that has not joined stays out of the
+	// cluster it sees (another shard count), once it decided so.
+	outOfCluster atomic.Pointer[string]
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
