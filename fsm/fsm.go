@@ -193,16 +193,21 @@ func (f *FSM) Ready() bool { return f.ready.Load() }
 // Apply applies one committed entry. See the package doc for its rules.
 func (f *FSM) Apply(l *raft.Log) any {
 	cmd, skip := f.decode(l)
-	if skip {
+	switch {
+	case skip:
+		return nil
+	case cmd == nil:
+		f.commit(nil, l.Index) // only the index of an ignored entry is recorded
 		return nil
 	}
 	return f.applyOne(cmd, l.Index)
 }
 
 // decode decodes l. skip is true for an entry applied before a restart
-// (the Pebble batch that applied it also recorded its index) and for an
-// ignorable command of a type this release does not know (its index is
-// recorded here).
+// (the Pebble batch that applied it also recorded its index). cmd is nil,
+// with skip false, for an ignorable command of a type this release does not
+// know: nothing is applied, but the caller records its index, in order with
+// the entries before it.
 func (f *FSM) decode(l *raft.Log) (cmd *Command, skip bool) {
 	if l.Index <= f.applied.Load() {
 		return nil, true
@@ -210,8 +215,7 @@ func (f *FSM) decode(l *raft.Log) (cmd *Command, skip bool) {
 	cmd, err := Decode(l.Data)
 	if errors.Is(err, ErrUnknownType) && ignorable(l.Data) {
 		f.log.Warn("skipping a command of a type this release does not know", "index", l.Index, "type", l.Data[1])
-		f.commit(nil, l.Index)
-		return nil, true
+		return nil, false
 	}
 	if err != nil {
 		panic(fmt.Sprintf("fsm: shard %d: committed entry %d cannot be decoded: %v", f.shard, l.Index, err))
@@ -272,6 +276,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		cmd, skip := f.decode(l)
 		if skip {
+			continue
+		}
+		if cmd == nil {
+			// An ignored entry: its index is recorded with the group, if
+			// there is one, so that it never runs ahead of the entries
+			// before it.
+			if g == nil {
+				f.commit(nil, l.Index)
+			} else {
+				last = l.Index
+			}
 			continue
 		}
 		if !groupable(cmd) {
