@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairndb/cairn/client"
+	"github.com/cairndb/cairn/placement"
 )
 
 func TestNamespaceConfig(t *testing.T) {
@@ -312,8 +313,35 @@ func TestClusterAndHealth(t *testing.T) {
 		t.Fatalf("shards = %+v", st.Shards)
 	}
 	for i, s := range st.Shards {
-		if s.ID != uint32(i) || s.Leader != "n1" || !slices.Equal(s.Voters, []string{"n1"}) || len(s.NonVoters) != 0 || s.AppliedIndex == 0 {
+		if s.ID != uint32(i) || s.Leader != "n1" || !slices.Equal(s.Voters, []string{"n1"}) || len(s.NonVoters) != 0 {
 			t.Fatalf("shard %d = %+v", i, s)
+		}
+	}
+	// A write to an object of each shard moves that shard's applied index
+	// on. (Other tests write to the same node at the same time, so only the
+	// direction is known.)
+	for shard := range uint32(len(st.Shards)) {
+		ns := uniqueNS("status")
+		for i := 0; ; i++ {
+			name := fmt.Sprintf("o%d", i)
+			if s, err := placement.ShardFor(ns, name, len(st.Shards)); err != nil {
+				t.Fatal(err)
+			} else if s != shard {
+				continue
+			}
+			if _, err := c.Namespace(ns).Object(name).Put(ctx, "k", 1); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	after, err := c.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range after.Shards {
+		if s.AppliedIndex <= st.Shards[i].AppliedIndex {
+			t.Fatalf("shard %d: applied index %d before a write to it, %d after", i, st.Shards[i].AppliedIndex, s.AppliedIndex)
 		}
 	}
 	if err := c.Healthz(ctx); err != nil {
