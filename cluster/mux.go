@@ -23,9 +23,11 @@ import (
 // shard's group; chanControl the node-to-node requests of control.go. A node runs one listener however many
 // shards it hosts; each shard's transport sees an ordinary StreamLayer.
 const (
-	muxMagic      = 'C'
-	chanRaft      = 'r'
-	muxHeaderLen  = 6
+	muxMagic     = 'C'
+	chanRaft     = 'r'
+	muxHeaderLen = 6
+	// headerTimeout is how long a new connection may take to send its
+	// header before the mux closes it.
 	headerTimeout = 5 * time.Second
 )
 
@@ -47,6 +49,8 @@ type Mux struct {
 	dial func(network, address string, timeout time.Duration) (net.Conn, error)
 	// control serves connections of the control channel.
 	control func(net.Conn)
+	// headerTimeout is headerTimeout; tests shorten it.
+	headerTimeout time.Duration
 
 	wg sync.WaitGroup
 }
@@ -54,12 +58,13 @@ type Mux struct {
 // NewMux serves ln. advertise is the address peers dial to reach it.
 func NewMux(ln net.Listener, advertise net.Addr, logger *slog.Logger) *Mux {
 	return &Mux{
-		ln:        ln,
-		advertise: advertise,
-		log:       logger,
-		layers:    map[uint32]*streamLayer{},
-		routing:   map[net.Conn]struct{}{},
-		dial:      net.DialTimeout,
+		ln:            ln,
+		advertise:     advertise,
+		log:           logger,
+		layers:        map[uint32]*streamLayer{},
+		routing:       map[net.Conn]struct{}{},
+		dial:          net.DialTimeout,
+		headerTimeout: headerTimeout,
 	}
 }
 
@@ -101,7 +106,7 @@ func (m *Mux) route(conn net.Conn) {
 	}
 	m.routing[conn] = struct{}{}
 	m.mu.Unlock()
-	_ = conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	_ = conn.SetReadDeadline(time.Now().Add(m.headerTimeout))
 	var hdr [muxHeaderLen]byte
 	_, err := io.ReadFull(conn, hdr[:])
 	m.mu.Lock()

@@ -12,14 +12,18 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// startMux serves a Mux on a loopback port until the test ends.
-func startMux(t *testing.T) *Mux {
+// startMux serves a Mux on a loopback port until the test ends, after
+// configure has changed it.
+func startMux(t *testing.T, configure ...func(*Mux)) *Mux {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMux(ln, ln.Addr(), testLogger(t))
+	for _, f := range configure {
+		f(m)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -183,6 +187,35 @@ func TestMuxRoutesAndRefuses(t *testing.T) {
 	}
 	defer out7.Close()
 	wantEcho(t, out7, acceptOne(t, l7), "reopened")
+}
+
+// TestMuxDropsSilentConnections checks that a connection that sends no
+// header, or only part of one, within the header deadline is closed, and
+// that the mux goes on routing the connections that do.
+func TestMuxDropsSilentConnections(t *testing.T) {
+	m := startMux(t, func(m *Mux) { m.headerTimeout = 300 * time.Millisecond })
+	l := m.Layer(3)
+	silent := rawDial(t, m, nil)
+	partial := rawDial(t, m, muxHeader(muxMagic, chanRaft, 3)[:4])
+	// wantClosed waits 2 s, well past the shortened deadline but well short
+	// of the default one.
+	wantClosed(t, silent, "a connection that sent no header")
+	wantClosed(t, partial, "a connection that sent part of a header")
+	m.mu.Lock()
+	left := len(m.routing)
+	m.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d connections still routing after their header deadline", left)
+	}
+	out, err := l.Dial(addrOf(m), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	in := acceptOne(t, l)
+	// A routed connection outlives the header deadline.
+	time.Sleep(2 * m.headerTimeout)
+	wantEcho(t, out, in, "after the header deadline")
 }
 
 // TestMuxCloseEndsEverything checks that Close stops the listener, wakes
