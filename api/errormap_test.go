@@ -289,6 +289,16 @@ func TestBackendErrorsOnEachEndpoint(t *testing.T) {
 			}
 			ep.check(e.at(t))
 		})
+		t.Run(ep.name+"/node out of the cluster", func(t *testing.T) {
+			t.Parallel()
+			fe := serveFaulty(t, &faultyBackend{Node: e.node, route: outOfCluster})
+			r := fe.doJSON(ep.method, ep.path, ep.body)
+			// Said at once (the deadline's answer says "no reachable
+			// leader"), with the reason, and safe to send elsewhere.
+			wantFault(t, r, fault{status: http.StatusServiceUnavailable, code: "unavailable", detail: "not part of the cluster: " + outOfClusterWhy})
+			wantHeader(t, r, "X-Cairn-Retry", "safe", true)
+			ep.check(e.at(t))
+		})
 		t.Run(ep.name+"/hop limit", func(t *testing.T) {
 			t.Parallel()
 			fe := serveFaulty(t, &faultyBackend{Node: e.node, route: noLeader})
@@ -301,6 +311,12 @@ func TestBackendErrorsOnEachEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// outOfClusterWhy is why a node stays out of its cluster, as outOfCluster
+// routes.
+const outOfClusterWhy = "its shard count is not the cluster's"
+
+func outOfCluster(uint32) cluster.Route { return cluster.Route{OutOfCluster: outOfClusterWhy} }
 
 // TestBackendErrorsOnUnshardedRoute checks the answer to each error where
 // it reaches the client as the node returns it: GET /v1/cluster, which
@@ -347,6 +363,13 @@ func TestReadyzFollowsBackend(t *testing.T) {
 
 	ready.Store(false)
 	fe.do("GET", "/readyz", nil).wantProblem(t, http.StatusServiceUnavailable, "unavailable")
+
+	// A node that stays out of the cluster says why.
+	out := serveFaulty(t, &faultyBackend{Node: e.node, route: outOfCluster})
+	p := out.do("GET", "/readyz", nil).wantProblem(t, http.StatusServiceUnavailable, "unavailable")
+	if !strings.Contains(p.Detail, outOfClusterWhy) {
+		t.Errorf("/readyz of a node out of the cluster: detail %q, want the reason %q", p.Detail, outOfClusterWhy)
+	}
 }
 
 var applyCountLine = regexp.MustCompile(`(?m)^cairn_raft_apply_duration_seconds_count (\S+)$`)

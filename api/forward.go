@@ -77,6 +77,12 @@ func (s *Server) serveShard(w http.ResponseWriter, r *http.Request, req *request
 	wait := 10 * time.Millisecond
 	for {
 		rt := s.b.Route(req.shard)
+		if rt.OutOfCluster != "" {
+			// It stays so until restarted: waiting out the deadline would
+			// help nobody. Another node may serve the request.
+			e := newError(http.StatusServiceUnavailable, codeUnavailable, "this node is not part of the cluster: "+rt.OutOfCluster)
+			return fmt.Errorf("%w: %w", errRetrySafe, e)
+		}
 		switch {
 		case rt.Local || (stale && rt.Hosted):
 			err := h(w, r, req)

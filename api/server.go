@@ -448,6 +448,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *request) err
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *request) error {
+	if why := s.b.Route(0).OutOfCluster; why != "" {
+		return newError(http.StatusServiceUnavailable, codeUnavailable, "this node is not part of the cluster: "+why)
+	}
 	if !s.b.Ready() {
 		e := newError(http.StatusServiceUnavailable, codeUnavailable, "not every shard this node hosts has a leader yet")
 		e.retryAfter = 1

@@ -63,6 +63,10 @@ type Route struct {
 	// Hosts are the HTTP addresses of other nodes holding a replica, for
 	// stale reads and as a fallback when no leader is known.
 	Hosts []string
+	// OutOfCluster, when not empty, says why this node stays out of the
+	// cluster (its shard count is not the cluster's): it will route nothing
+	// until it is restarted.
+	OutOfCluster string
 }
 
 // Route returns where requests for shard go, as this node knows it now: its
@@ -75,6 +79,9 @@ func (n *Node) Route(shard uint32) Route {
 	booted := n.state.Bootstrapped
 	n.mu.RUnlock()
 	if !booted {
+		if why := n.outOfCluster.Load(); why != nil {
+			r.OutOfCluster = *why
+		}
 		return r
 	}
 	if s := n.Shard(shard); s != nil {

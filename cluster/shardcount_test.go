@@ -68,8 +68,12 @@ func TestJoiningNodeWithAnotherShardCountStaysOut(t *testing.T) {
 		t.Fatalf("n4's ShardCount = %d, want its own 8 (it must not adopt a count it was given)", got)
 	}
 	for shard := uint32(0); shard < 8; shard++ {
-		if r := n4.Route(shard); r.Leader != "" || r.Hosted || len(r.Hosts) > 0 {
+		r := n4.Route(shard)
+		if r.Leader != "" || r.Hosted || len(r.Hosts) > 0 {
 			t.Fatalf("n4 routes shard %d to %+v; it must route nothing outside the cluster", shard, r)
+		}
+		if r.OutOfCluster == "" {
+			t.Fatalf("n4's route of shard %d does not say why it stays out", shard)
 		}
 	}
 	if len(n4.shardList()) != 0 {
