@@ -53,8 +53,14 @@ func (f *faultNet) dialer(from string) func(string, string, time.Duration) (net.
 			return nil, err
 		}
 		f.mu.Lock()
+		defer f.mu.Unlock()
+		// A partition made while this dial was under way did not see the
+		// connection among those to close: it must not get through.
+		if to := f.owner[addr]; f.cut[[2]string{from, to}] {
+			c.Close()
+			return nil, fmt.Errorf("faultnet: %s → %s is cut", from, to)
+		}
 		f.conns[from] = append(f.conns[from], c)
-		f.mu.Unlock()
 		return c, nil
 	}
 }
