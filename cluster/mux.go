@@ -49,7 +49,8 @@ type Mux struct {
 	dial func(network, address string, timeout time.Duration) (net.Conn, error)
 	// control serves connections of the control channel.
 	control func(net.Conn)
-	// headerTimeout is headerTimeout; tests shorten it.
+	// headerTimeout bounds the wait for a header: the constant of that
+	// name, which tests shorten.
 	headerTimeout time.Duration
 
 	wg sync.WaitGroup
