@@ -20,9 +20,24 @@ import (
 // bootstrapped once with one configuration. Every node that computes over the
 // same members opens the same replicas; it is idempotent, so a node that
 // crashed half way does it again.
-func (n *Node) bootstrap(members []string) error {
+//
+// late is true when other members bootstrapped over members before this
+// node did. Either it missed the moment, and the groups it ranks first for
+// wait for it; or it bootstrapped them long ago and has since lost its data
+// directory, and they run without it. Gossip tells the two apart by the
+// groups' leaders: a late node bootstraps a group it ranks first for only if
+// no leader of it shows within lateBootstrapWait (a group that lost this
+// node still elects one among its other replicas), and otherwise lets its
+// replica catch up from the leader. A first configuration of its own would
+// share index 1 and term 1 with the group's while perhaps differing from it
+// (a new Raft address), and Raft would never repair that.
+func (n *Node) bootstrap(members []string, late bool) error {
 	members = slices.Clone(members)
 	slices.Sort(members)
+	var waitUntil time.Time // one wait for every shard
+	if late {
+		waitUntil = time.Now().Add(lateBootstrapWait * n.cfg.Raft.HeartbeatTimeout)
+	}
 	for id := uint32(0); id < uint32(n.ShardCount()); id++ {
 		replicas, err := placement.Replicas(id, members, n.cfg.Replicas)
 		if err != nil {
@@ -37,6 +52,12 @@ func (n *Node) bootstrap(members []string) error {
 		}
 		if replicas[0] != n.cfg.NodeID {
 			continue
+		}
+		if late {
+			if leader := n.awaitLeaderOf(id, waitUntil); leader != "" {
+				n.log.Info("not bootstrapping a shard that runs already; its replica here catches up", "shard", id, "leader", leader)
+				continue
+			}
 		}
 		servers := make([]raft.Server, len(replicas))
 		for i, r := range replicas {
@@ -57,6 +78,30 @@ func (n *Node) bootstrap(members []string) error {
 	n.gossip.setBootstrapped(members)
 	n.log.Info("bootstrapped", "members", members, "hosted", len(n.shardList()))
 	return nil
+}
+
+// lateBootstrapWait is how long, in Raft heartbeat timeouts, a node that
+// bootstraps after the others waits to hear of a leader of a group it ranks
+// first for: enough for the group's other replicas to notice a lost leader,
+// elect another, and gossip it.
+const lateBootstrapWait = 6
+
+// awaitLeaderOf returns the leader gossip names for shard, waiting for one
+// until the time until; "" if none showed by then (or the node stops).
+func (n *Node) awaitLeaderOf(shard uint32, until time.Time) string {
+	for {
+		if leader := n.gossip.leaderOf(shard); leader != "" && leader != n.cfg.NodeID {
+			return leader
+		}
+		if !time.Now().Before(until) {
+			return ""
+		}
+		select {
+		case <-n.stop:
+			return ""
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // awaitBootstrap waits, on a node that has never bootstrapped, until it can:
@@ -134,7 +179,7 @@ func (n *Node) awaitBootstrap() {
 		}
 		switch {
 		case bootedWith != nil:
-			err := n.bootstrap(bootedWith)
+			err := n.bootstrap(bootedWith, true)
 			if err == nil {
 				return
 			}
@@ -148,7 +193,7 @@ func (n *Node) awaitBootstrap() {
 			n.log.Info("joined a running cluster; shards move here as the cluster rebalances")
 			return
 		case len(fresh) == n.cfg.BootstrapExpect:
-			err := n.bootstrap(fresh)
+			err := n.bootstrap(fresh, false)
 			if err == nil {
 				return
 			}

@@ -298,3 +298,61 @@ func TestRestartAfterMovesBootstrapsNothing(t *testing.T) {
 	}
 	c.waitPlacement(members)
 }
+
+// TestWipedNodeBootstrapsNothing brings back a node that lost its data
+// directory, under its id but at a new Raft address, and joins it to the
+// running cluster. It must not bootstrap again the groups it ranks first
+// for: its replicas catch up from the leaders and end with the groups' own
+// first configuration, not one of its own at the same index and term
+// (which would name its new address, and which Raft would never repair).
+func TestWipedNodeBootstrapsNothing(t *testing.T) {
+	const shards = 8
+	c := newTestCluster(t, 3, shards)
+	first := map[string][]uint32{} // node → the shards it ranks first for
+	for shard := uint32(0); shard < shards; shard++ {
+		r, err := placement.Replicas(shard, c.ids, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[r[0]] = append(first[r[0]], shard)
+		c.put(shard, "o", "k", "before")
+	}
+	id := c.ids[0]
+	for _, o := range c.ids {
+		if len(first[o]) > len(first[id]) {
+			id = o
+		}
+	}
+	if len(first[id]) == 0 {
+		t.Fatal("no node ranks first for any shard")
+	}
+	want := map[uint32]raft.Log{}
+	for _, shard := range first[id] {
+		want[shard] = firstEntry(t, c.node(id), shard)
+	}
+	oldAddr := c.node(id).RaftAddr()
+
+	c.stop(id)
+	c.dirs[id] = t.TempDir()
+	seed := c.addrs[c.othersThan(id)[0]][1]
+	n := c.start(id, 3, []string{seed}, "127.0.0.1:0", "")
+	if n.RaftAddr() == oldAddr {
+		t.Fatalf("%s came back at its old Raft address %s", id, oldAddr)
+	}
+	c.waitReady()
+	for _, shard := range first[id] {
+		c.put(shard, "o", "k", "after")
+		c.ensureSameState(shard)
+		if n.Shard(shard) == nil {
+			t.Fatalf("%s does not host shard %d again", id, shard)
+		}
+		if got, _ := readStale(t, n, shard, "o", "k"); got != "after" {
+			t.Fatalf("shard %d on %s: k = %q, want the latest write", shard, id, got)
+		}
+		l := firstEntry(t, n, shard)
+		if w := want[shard]; l.Type != w.Type || l.Term != w.Term || !bytes.Equal(l.Data, w.Data) {
+			t.Fatalf("shard %d on %s: entry 1 is %v of term %d with %+v; want the group's first configuration %+v",
+				shard, id, l.Type, l.Term, raft.DecodeConfiguration(l.Data).Servers, raft.DecodeConfiguration(w.Data).Servers)
+		}
+	}
+}

@@ -193,7 +193,7 @@ func (n *Node) Start() (err error) {
 	}
 	single := n.cfg.BootstrapExpect == 1 && len(n.cfg.Join) == 0 && len(n.state.Peers) == 0
 	if !n.state.Bootstrapped && single {
-		if err := n.bootstrap([]string{n.cfg.NodeID}); err != nil {
+		if err := n.bootstrap([]string{n.cfg.NodeID}, false); err != nil {
 			return err
 		}
 	}
