@@ -54,7 +54,11 @@ func (n *Node) bootstrap(members []string, late bool) error {
 			continue
 		}
 		if late {
-			if leader := n.awaitLeaderOf(id, waitUntil); leader != "" {
+			leader, err := n.awaitLeaderOf(id, waitUntil)
+			if err != nil {
+				return err
+			}
+			if leader != "" {
 				n.log.Info("not bootstrapping a shard that runs already; its replica here catches up", "shard", id, "leader", leader)
 				continue
 			}
@@ -87,18 +91,19 @@ func (n *Node) bootstrap(members []string, late bool) error {
 const lateBootstrapWait = 6
 
 // awaitLeaderOf returns the leader gossip names for shard, waiting for one
-// until the time until; "" if none showed by then (or the node stops).
-func (n *Node) awaitLeaderOf(shard uint32, until time.Time) string {
+// until the time until; "" if none showed by then. It fails with ErrClosed
+// if the node stops first.
+func (n *Node) awaitLeaderOf(shard uint32, until time.Time) (string, error) {
 	for {
 		if leader := n.gossip.leaderOf(shard); leader != "" && leader != n.cfg.NodeID {
-			return leader
+			return leader, nil
 		}
 		if !time.Now().Before(until) {
-			return ""
+			return "", nil
 		}
 		select {
 		case <-n.stop:
-			return ""
+			return "", ErrClosed
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -180,7 +185,7 @@ func (n *Node) awaitBootstrap() {
 		switch {
 		case bootedWith != nil:
 			err := n.bootstrap(bootedWith, true)
-			if err == nil {
+			if err == nil || errors.Is(err, ErrClosed) {
 				return
 			}
 			n.log.Error("bootstrap failed; retrying", "error", err)
